@@ -1,0 +1,49 @@
+"""Writes for users and API keys: issuing (the raw key is returned once) and revoking."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import ApiKey, User
+
+KEY_PREFIX = "amr_"
+DISPLAY_PREFIX_LENGTH = 12
+
+
+def api_key_hash(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def user_get_or_create(*, username: str) -> User:
+    user, _ = User.objects.get_or_create(username=username)
+    return user
+
+
+@transaction.atomic
+def api_key_issue(
+    *, user: User, name: str = "default", expires_in_days: int | None = None, rate_limit_rpm: int | None = None
+) -> tuple[ApiKey, str]:
+    """Creates a key and returns it with the raw value, which is never stored and cannot be shown again."""
+    raw = KEY_PREFIX + secrets.token_urlsafe(30)[:40]
+    expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
+    key = ApiKey.objects.create(
+        user=user,
+        name=name or "default",
+        prefix=raw[:DISPLAY_PREFIX_LENGTH],
+        key_hash=api_key_hash(raw),
+        expires_at=expires_at,
+        rate_limit_rpm=rate_limit_rpm,
+    )
+    return key, raw
+
+
+def api_key_revoke(*, key: ApiKey) -> ApiKey:
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+    return key

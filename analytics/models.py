@@ -1,0 +1,1 @@
+"""Rollup tables over the request log (filled by analytics.services)."""

@@ -1,0 +1,172 @@
+"""The OpenAI error envelope for every /v1 error, and the exceptions services raise to produce one."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error a client caused or must know about; rendered as the envelope with this status."""
+
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        status: int | None = None,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.extra = extra or {}
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
+        error.update(self.extra)
+        return {"error": error}
+
+
+class InvalidRequest(ApiError):
+    pass
+
+
+class AuthenticationFailed(ApiError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class BudgetExceeded(ApiError):
+    status = 402
+    type = "budget_exceeded"
+    code = "budget_exceeded"
+
+
+class NotFound(ApiError):
+    status = 404
+    type = "not_found_error"
+    code = "not_found"
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    code = "request_too_large"
+
+
+class RateLimited(ApiError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
+class UpstreamError(ApiError):
+    status = 502
+    type = "upstream_error"
+    code = "upstream_error"
+
+
+class UpstreamTimeout(ApiError):
+    status = 504
+    type = "upstream_timeout"
+    code = "upstream_timeout"
+
+
+class InternalError(ApiError):
+    status = 500
+    type = "api_error"
+    code = "internal_error"
+
+
+class ServiceUnavailable(ApiError):
+    status = 503
+    type = "service_unavailable"
+    code = "service_unavailable"
+
+
+def error_response(error: ApiError) -> JsonResponse:
+    response = JsonResponse(error.body(), status=error.status)
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
+
+
+def _first_validation_message(detail: Any, path: str = "") -> tuple[str, str | None]:
+    """DRF nests validation errors by field; the envelope names the first offending field."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            field = f"{path}.{key}" if path else str(key)
+            if key == "non_field_errors":
+                field = path or None  # type: ignore[assignment]
+            return _first_validation_message(value, field or "")
+    if isinstance(detail, list) and detail:
+        for index, item in enumerate(detail):
+            if isinstance(item, dict | list):
+                return _first_validation_message(item, f"{path}[{index}]" if path else str(index))
+        message, _ = _first_validation_message(detail[0], path)
+        return message, path or None
+    text = str(detail)
+    return (f"{path}: {text}" if path else text), path or None
+
+
+def api_error_from_exception(exc: Exception) -> ApiError | None:
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, drf_exceptions.ValidationError):
+        message, param = _first_validation_message(exc.detail)
+        return InvalidRequest(message, param=param, code="invalid_value")
+    if isinstance(exc, drf_exceptions.ParseError):
+        return InvalidRequest(f"Malformed request body: {exc.detail}", code="invalid_json")
+    if isinstance(exc, drf_exceptions.UnsupportedMediaType):
+        return InvalidRequest(str(exc.detail), code="unsupported_media_type")
+    if isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
+        return AuthenticationFailed(str(exc.detail))
+    if isinstance(exc, drf_exceptions.PermissionDenied):
+        return ApiError(str(exc.detail), status=403, code="permission_denied")
+    if isinstance(exc, Http404 | drf_exceptions.NotFound):
+        return NotFound("Not found")
+    if isinstance(exc, drf_exceptions.MethodNotAllowed):
+        return ApiError(str(exc.detail), status=405, code="method_not_allowed")
+    if isinstance(exc, drf_exceptions.Throttled):
+        return RateLimited(str(exc.detail), headers={"Retry-After": str(exc.wait or 1)})
+    if isinstance(exc, drf_exceptions.APIException):
+        return ApiError(str(exc.detail), status=exc.status_code, code=str(exc.default_code))
+    return None
+
+
+def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    error = api_error_from_exception(exc)
+    if error is None:
+        error = internal_error(exc)
+    response = Response(error.body(), status=error.status)
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
+
+
+def internal_error(exc: BaseException) -> ApiError:
+    from django.db import DatabaseError, InterfaceError
+
+    if isinstance(exc, DatabaseError | InterfaceError):
+        logger.error("database unavailable: %s", exc.__class__.__name__)
+        return ServiceUnavailable("The database is unavailable; try again shortly", code="database_unavailable")
+    logger.exception("unhandled error", exc_info=exc)
+    return InternalError("Internal server error")

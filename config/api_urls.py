@@ -1,0 +1,7 @@
+"""/v1 routes, wired by dotted path to each app's API module."""
+
+from django.urls import include, path
+
+urlpatterns: list = [
+    path("", include("routing.api.urls")),
+]

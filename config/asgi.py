@@ -1,0 +1,9 @@
+"""ASGI entry point: the hot path (/v1/chat/completions) runs async under uvicorn."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+
+application = get_asgi_application()

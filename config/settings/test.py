@@ -1,0 +1,15 @@
+"""Test settings: real PostgreSQL and Redis (defaults to the local services), fast hashing."""
+
+import os
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/router")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+
+from config.settings.base import *  # noqa: E402, F403
+
+APP_ENV = "test"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+ROUTER_RETRY_BASE_S = 0.01
+ROUTER_RETRY_MAX_S = 0.05
+ROUTER_KEY_CACHE_S = 0.0
+LOGGING["root"]["level"] = "WARNING"  # noqa: F405

@@ -1,0 +1,20 @@
+"""Top-level routes: /v1 API, operations, docs, admin and the dashboard."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
+
+from config import ops
+
+urlpatterns = [
+    path("v1/", include("config.api_urls")),
+    path("health", ops.health, name="health"),
+    path("ready", ops.ready, name="ready"),
+    path("metrics", ops.metrics, name="metrics"),
+    path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
+    path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+]

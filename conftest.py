@@ -1,0 +1,73 @@
+"""Shared fixtures: the personas (alice, bob, an admin), their API keys, and a seeded catalog."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from accounts.authentication import forget_cached_keys
+from accounts.tests.factories import UserFactory
+from accounts.services import api_key_issue
+
+
+@pytest.fixture(autouse=True)
+def _fresh_state():
+    """Each test starts with an empty cache and no remembered keys."""
+    forget_cached_keys()
+    try:
+        cache.clear()
+    except Exception:  # noqa: BLE001 - a test that stopped Redis must not break the next one's set-up
+        pass
+    yield
+    forget_cached_keys()
+
+
+@pytest.fixture
+def alice(db):
+    return UserFactory(username="alice")
+
+
+@pytest.fixture
+def bob(db):
+    return UserFactory(username="bob")
+
+
+@pytest.fixture
+def admin_user(db):
+    return UserFactory(username="admin", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def alice_key(alice) -> str:
+    return api_key_issue(user=alice, name="alice-key")[1]
+
+
+@pytest.fixture
+def bob_key(bob) -> str:
+    return api_key_issue(user=bob, name="bob-key")[1]
+
+
+@pytest.fixture
+def alice_api(alice_key) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {alice_key}")
+    return client
+
+
+@pytest.fixture
+def bob_api(bob_key) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {bob_key}")
+    return client
+
+
+@pytest.fixture
+def catalog(db):
+    from providers.catalog import catalog_invalidate
+    from providers.services import catalog_seed
+
+    catalog_seed()
+    catalog_invalidate()
+    yield
+    catalog_invalidate()

@@ -1,0 +1,145 @@
+"""The request log (one row per client request, one Attempt per provider call), comparisons and batches."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+MONEY = {"max_digits": 20, "decimal_places": 10}
+
+
+class Comparison(models.Model):
+    id = models.CharField(primary_key=True, max_length=40)  # cmp_…
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="comparisons")
+    models_requested = models.JSONField(default=list)
+    params = models.JSONField(default=dict)
+    messages = models.JSONField(default=list)
+    status = models.CharField(max_length=16, default="running")  # running | completed
+    created_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "-created_at"], name="comparison_user_created")]
+
+
+class BatchJob(models.Model):
+    id = models.CharField(primary_key=True, max_length=40)  # batch_…
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="batches")
+    status = models.CharField(max_length=16, default="queued")  # queued | running | completed
+    total_requests = models.PositiveIntegerField(default=0)
+    params = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "-created_at"], name="batch_user_created")]
+
+
+class BatchItem(models.Model):
+    batch = models.ForeignKey(BatchJob, on_delete=models.CASCADE, related_name="items")
+    index = models.PositiveIntegerField()
+    client_id = models.CharField(max_length=200)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, default="pending")  # pending | running | success | error
+    request = models.OneToOneField(
+        "GatewayRequest", null=True, blank=True, on_delete=models.SET_NULL, related_name="batch_item"
+    )
+    error_message = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["batch", "index"]
+        constraints = [models.UniqueConstraint(fields=["batch", "index"], name="batch_item_unique_index")]
+
+
+class GatewayRequest(models.Model):
+    class Status(models.TextChoices):
+        SUCCESS = "success"
+        ERROR = "error"
+
+    id = models.CharField(primary_key=True, max_length=40)  # req_…
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="gateway_requests")
+    api_key = models.ForeignKey("accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    client_request_id = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    requested_model = models.CharField(max_length=128, blank=True)
+    model = models.CharField(max_length=128, blank=True, help_text="The model that answered (or was last tried).")
+    provider = models.CharField(max_length=32, blank=True)
+    catalog_model = models.ForeignKey(
+        "providers.Model", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    price = models.ForeignKey(
+        "providers.ModelPrice",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The price row this request was charged at.",
+    )
+
+    messages = models.JSONField(default=list, blank=True)
+    prompt_text = models.TextField(blank=True)
+    response_text = models.TextField(blank=True)
+    finish_reason = models.CharField(max_length=32, blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    stream = models.BooleanField(default=False)
+
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    total_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    reasoning_tokens = models.PositiveIntegerField(default=0)
+    input_cost_usd = models.DecimalField(**MONEY, default=0)
+    output_cost_usd = models.DecimalField(**MONEY, default=0)
+    total_cost_usd = models.DecimalField(**MONEY, default=0)
+    estimated_cost_usd = models.DecimalField(**MONEY, default=0)
+    cache_savings_usd = models.DecimalField(**MONEY, default=0, help_text="For cache hits: what the original paid.")
+
+    latency_ms = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SUCCESS)
+    http_status = models.PositiveSmallIntegerField(default=200)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+    cached = models.BooleanField(default=False)
+    budget_fitted = models.BooleanField(default=False)
+    selection_mode = models.CharField(max_length=24, default="manual")
+    models_considered = models.PositiveIntegerField(default=1)
+    candidates = models.JSONField(default=list, blank=True)
+
+    comparison = models.ForeignKey(
+        Comparison, null=True, blank=True, on_delete=models.SET_NULL, related_name="requests"
+    )
+    batch = models.ForeignKey(BatchJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="requests")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="request_user_created"),
+            models.Index(fields=["user", "model", "-created_at"], name="request_user_model"),
+            models.Index(fields=["user", "status", "-created_at"], name="request_user_status"),
+            models.Index(fields=["user", "provider", "-created_at"], name="request_user_provider"),
+            models.Index(fields=["created_at"], name="request_created"),
+        ]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class Attempt(models.Model):
+    request = models.ForeignKey(GatewayRequest, on_delete=models.CASCADE, related_name="attempts")
+    index = models.PositiveSmallIntegerField()
+    model = models.CharField(max_length=128)
+    provider = models.CharField(max_length=32)
+    status = models.CharField(max_length=16)  # success | error
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    retryable = models.BooleanField(default=False)
+    latency_ms = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["request", "index"]
+        constraints = [models.UniqueConstraint(fields=["request", "index"], name="attempt_unique_index")]
