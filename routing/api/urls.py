@@ -2,8 +2,9 @@
 
 from django.urls import path
 
-from routing.api import models_api
+from routing.api import completions, models_api
 
 urlpatterns = [
+    path("chat/completions", completions.chat_completions, name="v1-chat-completions"),
     path("models", models_api.ModelListApi.as_view(), name="v1-models"),
 ]

@@ -1,0 +1,147 @@
+"""Validation of /v1/chat/completions bodies into CompletionInput (400 naming the field on bad input)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from routing import engine
+from routing.services.completions import CompletionInput
+
+ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+PROVIDERS = ("openai", "anthropic", "google", "deepseek")
+
+
+class MessageSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=ROLES)
+    content = serializers.JSONField(required=False, allow_null=True)
+    name = serializers.CharField(required=False, max_length=256)
+    tool_calls = serializers.ListField(child=serializers.DictField(), required=False)
+    tool_call_id = serializers.CharField(required=False, max_length=256)
+
+    def validate_content(self, value: Any) -> Any:
+        if value is None or isinstance(value, str):
+            return value
+        if isinstance(value, list):
+            for part in value:
+                if not isinstance(part, dict) or part.get("type") not in ("text", "image_url", "input_audio", "file"):
+                    raise serializers.ValidationError("content parts must be objects with type text or image_url")
+                if part["type"] == "text" and not isinstance(part.get("text"), str):
+                    raise serializers.ValidationError("a text part needs a string 'text'")
+                if part["type"] == "image_url" and not isinstance(part.get("image_url"), dict | str):
+                    raise serializers.ValidationError("an image_url part needs an 'image_url' object")
+            return value
+        raise serializers.ValidationError("content must be a string or a list of content parts")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        content = attrs.get("content")
+        if attrs["role"] != "assistant" and content is None:
+            raise serializers.ValidationError({"content": "content is required for this role"})
+        if attrs["role"] == "assistant" and content is None and not attrs.get("tool_calls"):
+            raise serializers.ValidationError({"content": "an assistant message needs content or tool_calls"})
+        return attrs
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """JSON booleans only: "yes" or 1 are mistakes worth a 400, not guesses."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class CompletionInputSerializer(serializers.Serializer):
+    messages = MessageSerializer(many=True, allow_empty=False, max_length=10_000)
+    model = serializers.CharField(required=False, max_length=200)
+    mode = serializers.ChoiceField(choices=engine.MODES, default=engine.MODE_MANUAL)
+    models = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, allow_empty=False, max_length=100
+    )
+    provider_filter = serializers.ListField(
+        child=serializers.ChoiceField(choices=PROVIDERS), required=False, allow_empty=False
+    )
+    fallbacks = serializers.ListField(child=serializers.CharField(max_length=200), default=list, max_length=10)
+    max_cost = serializers.DecimalField(max_digits=20, decimal_places=10, min_value=0, required=False)
+    expected_output_tokens = serializers.IntegerField(
+        min_value=1, max_value=2_000_000, default=engine.DEFAULT_EXPECTED_OUTPUT_TOKENS
+    )
+    temperature = serializers.FloatField(min_value=0, max_value=2, required=False, allow_null=True)
+    top_p = serializers.FloatField(min_value=0, max_value=1, required=False, allow_null=True)
+    max_tokens = serializers.IntegerField(min_value=1, max_value=2_000_000, required=False, allow_null=True)
+    max_completion_tokens = serializers.IntegerField(min_value=1, max_value=2_000_000, required=False, allow_null=True)
+    stop = serializers.JSONField(required=False, allow_null=True)
+    seed = serializers.IntegerField(required=False, allow_null=True)
+    user = serializers.CharField(required=False, max_length=256, allow_null=True)
+    n = serializers.IntegerField(required=False, min_value=1, max_value=1, allow_null=True)
+    tools = serializers.ListField(child=serializers.DictField(), required=False, allow_null=True, max_length=128)
+    tool_choice = serializers.JSONField(required=False, allow_null=True)
+    response_format = serializers.DictField(required=False, allow_null=True)
+    stream = StrictBooleanField(default=False)
+    stream_options = serializers.DictField(required=False, allow_null=True)
+    cache = StrictBooleanField(default=True)
+    budget_policy = serializers.ChoiceField(choices=("refuse", "fit"), default="refuse")
+
+    def validate_stop(self, value: Any) -> list[str] | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, list) and all(isinstance(s, str) for s in value) and len(value) <= 4:
+            return value or None
+        raise serializers.ValidationError("stop must be a string or a list of up to 4 strings")
+
+    def validate_tools(self, value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        for tool in value or []:
+            function = tool.get("function")
+            if tool.get("type") != "function" or not isinstance(function, dict) or not function.get("name"):
+                raise serializers.ValidationError("each tool is {'type': 'function', 'function': {'name': …}}")
+        return value or None
+
+    def validate_tool_choice(self, value: Any) -> Any:
+        if value is None or value in ("none", "auto", "required"):
+            return value
+        if isinstance(value, dict) and value.get("type") == "function" and isinstance(value.get("function"), dict):
+            return value
+        raise serializers.ValidationError("tool_choice must be none, auto, required or a function choice")
+
+    def validate_response_format(self, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and value.get("type") not in ("text", "json_object", "json_schema"):
+            raise serializers.ValidationError("response_format.type must be text, json_object or json_schema")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("mode", engine.MODE_MANUAL) == engine.MODE_MANUAL and not attrs.get("model"):
+            raise serializers.ValidationError({"model": "model is required in manual mode"})
+        return attrs
+
+    def to_input(self, *, cache_control: str = "", client_request_id: str = "") -> CompletionInput:
+        data = self.validated_data
+        directives = {d.strip().lower() for d in cache_control.split(",")}
+        stream_options = data.get("stream_options") or {}
+        return CompletionInput(
+            messages=[dict(m) for m in self.initial_data["messages"]],
+            model=data.get("model"),
+            mode=data["mode"],
+            models=data.get("models"),
+            provider_filter=data.get("provider_filter"),
+            fallbacks=data["fallbacks"],
+            max_cost=data.get("max_cost"),
+            expected_output_tokens=data["expected_output_tokens"],
+            temperature=data.get("temperature"),
+            top_p=data.get("top_p"),
+            max_tokens=data.get("max_completion_tokens") or data.get("max_tokens"),
+            stop=data.get("stop"),
+            seed=data.get("seed"),
+            user=data.get("user"),
+            tools=data.get("tools"),
+            tool_choice=data.get("tool_choice"),
+            response_format=data.get("response_format"),
+            stream=data["stream"],
+            include_usage=bool(stream_options.get("include_usage")),
+            cache_read=data["cache"] and "no-cache" not in directives and "no-store" not in directives,
+            cache_write=data["cache"] and "no-store" not in directives,
+            budget_policy=data["budget_policy"],
+            client_request_id=client_request_id[:200],
+        )

@@ -1,0 +1,62 @@
+"""The response cache: exact match on everything that changes an answer, per user (or per shared group)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from django.conf import settings
+
+from routing.redis_client import REDIS_ERRORS, get_redis
+
+logger = logging.getLogger(__name__)
+
+# What changes the answer: anything else (stream, user, our router fields) does not.
+KEY_FIELDS = ("messages", "temperature", "top_p", "max_tokens", "stop", "tools", "tool_choice",
+              "response_format", "seed")
+
+
+@dataclass(frozen=True, slots=True)
+class CacheLookup:
+    status: str  # hit | miss | bypass
+    entry: dict[str, Any] | None = None
+
+
+def cache_scope(*, user_id: int, cache_group: str) -> str:
+    """Entries are private to a user unless an admin put users in the same cache group."""
+    return f"group:{cache_group}" if cache_group else f"user:{user_id}"
+
+
+def cache_key(*, scope: str, model_id: str, params: dict[str, Any]) -> str:
+    canonical = {"model": model_id, **{field: params.get(field) for field in KEY_FIELDS}}
+    digest = hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return f"router:cache:{scope}:{digest}"
+
+
+async def cache_get(key: str) -> CacheLookup:
+    redis = get_redis()
+    if redis is None:
+        return CacheLookup("bypass")
+    try:
+        raw = await redis.get(key)
+    except REDIS_ERRORS:
+        logger.warning("response cache unavailable; bypassing")
+        return CacheLookup("bypass")
+    if raw is None:
+        return CacheLookup("miss")
+    return CacheLookup("hit", orjson.loads(raw))
+
+
+async def cache_put(key: str, entry: dict[str, Any]) -> bool:
+    redis = get_redis()
+    ttl = settings.ROUTER_CACHE_TTL_S
+    if redis is None or ttl <= 0:
+        return False
+    try:
+        await redis.set(key, orjson.dumps(entry), ex=ttl)
+    except REDIS_ERRORS:
+        return False
+    return True
