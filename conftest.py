@@ -71,3 +71,40 @@ def catalog(db):
     catalog_invalidate()
     yield
     catalog_invalidate()
+
+
+# --- End-to-end: the fake upstream and a live gateway process (session-wide), reset for every test.
+
+
+@pytest.fixture(scope="session")
+def fake_upstream():
+    from providers.fake_upstream import FakeUpstreamProcess
+
+    with FakeUpstreamProcess() as upstream:
+        yield upstream
+
+
+@pytest.fixture(scope="session")
+def live_gateway(django_db_setup, django_db_blocker, fake_upstream):
+    from routing.tests.live import LiveGateway, live_database_url
+
+    with django_db_blocker.unblock():
+        url = live_database_url()
+    env = {"ROUTER_UPSTREAM_TIMEOUT_S": "2", "ROUTER_RETRY_AFTER_MAX_S": "5"}
+    with LiveGateway(database_url=url, upstream=fake_upstream, env=env) as gateway:
+        yield gateway
+
+
+@pytest.fixture
+def e2e(transactional_db, catalog, fake_upstream, live_gateway):
+    """A clean fake upstream and catalog, with committed data the live gateway can see."""
+    fake_upstream.clear()
+    yield live_gateway
+    fake_upstream.clear()
+
+
+@pytest.fixture
+def sdk(e2e, alice_key):
+    import openai
+
+    return openai.OpenAI(base_url=e2e.url + "/v1", api_key=alice_key, max_retries=0, timeout=30)

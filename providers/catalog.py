@@ -21,7 +21,6 @@ DEFAULT_BASE_URLS = {
     "google": "https://generativelanguage.googleapis.com",
     "deepseek": "https://api.deepseek.com",
 }
-SNAPSHOT_TTL_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,14 +123,14 @@ def _load() -> Catalog:
 def catalog_get(*, fresh: bool = False) -> Catalog:
     global _snapshot
     snapshot = _snapshot
-    if fresh or snapshot is None or time.monotonic() - snapshot.loaded_at > SNAPSHOT_TTL_S:
+    if fresh or snapshot is None or time.monotonic() - snapshot.loaded_at > settings.ROUTER_CATALOG_TTL_S:
         snapshot = _snapshot = _load()
     return snapshot
 
 
 async def acatalog_get() -> Catalog:
     snapshot = _snapshot
-    if snapshot is not None and time.monotonic() - snapshot.loaded_at <= SNAPSHOT_TTL_S:
+    if snapshot is not None and time.monotonic() - snapshot.loaded_at <= settings.ROUTER_CATALOG_TTL_S:
         return snapshot
     return await sync_to_async(catalog_get)()
 

@@ -199,10 +199,13 @@ ROUTER_DEMO = env_optional_bool("ROUTER_DEMO")
 ROUTER_DEADLINE_S = env_float("ROUTER_DEADLINE_S", 120.0, minimum=1)
 ROUTER_RETRY_BASE_S = env_float("ROUTER_RETRY_BASE_S", 0.25, minimum=0)
 ROUTER_RETRY_MAX_S = env_float("ROUTER_RETRY_MAX_S", 8.0, minimum=0)
+# A Retry-After longer than this sends the request to the next candidate instead of waiting.
+ROUTER_RETRY_AFTER_MAX_S = env_float("ROUTER_RETRY_AFTER_MAX_S", 20.0, minimum=0)
 ROUTER_COOLDOWN_FAILURES = env_int("ROUTER_COOLDOWN_FAILURES", 5, minimum=1)
 ROUTER_COOLDOWN_S = env_int("ROUTER_COOLDOWN_S", 30, minimum=1)
 ROUTER_RESERVATION_TTL_S = env_int("ROUTER_RESERVATION_TTL_S", 900, minimum=10)
 ROUTER_KEY_CACHE_S = env_float("ROUTER_KEY_CACHE_S", 3.0, minimum=0)
+ROUTER_CATALOG_TTL_S = env_float("ROUTER_CATALOG_TTL_S", 5.0, minimum=0)
 
 LOGGING = {
     "version": 1,

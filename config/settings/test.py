@@ -12,4 +12,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 ROUTER_RETRY_BASE_S = 0.01
 ROUTER_RETRY_MAX_S = 0.05
 ROUTER_KEY_CACHE_S = 0.0
+ROUTER_CATALOG_TTL_S = 0.0
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405

@@ -127,9 +127,9 @@ class AttemptRecord:
             "provider": self.provider,
             "status": self.status,
             "latency_ms": self.latency_ms,
+            "status_code": self.status_code,
         }
-        if self.status != "success":
-            data["status_code"] = self.status_code
+        if self.error:
             data["message"] = self.error
         return data
 
@@ -340,6 +340,7 @@ async def _reserve(run: CompletionRun, model: CatalogModel, *, first: bool) -> N
 
 
 def _backoff(error: ProviderError, retry_number: int) -> float:
+    """The provider's Retry-After when it sent one, else exponential backoff with jitter."""
     if error.retry_after_s is not None:
         return error.retry_after_s
     base = settings.ROUTER_RETRY_BASE_S * (2**retry_number)
@@ -360,7 +361,7 @@ def _tries_for(run: CompletionRun, index: int) -> int:
 async def _wait_before_retry(run: CompletionRun, error: ProviderError, retry_number: int) -> bool:
     """Sleeps the backoff unless it would pass the deadline or exceed the cap; False means move on."""
     delay = _backoff(error, retry_number)
-    if delay > settings.ROUTER_RETRY_MAX_S or time.monotonic() + delay >= run.deadline:
+    if delay > settings.ROUTER_RETRY_AFTER_MAX_S or time.monotonic() + delay >= run.deadline:
         return False
     await asyncio.sleep(delay)
     return True
@@ -769,7 +770,6 @@ class _StreamState:
         self.finish_reason = ""
         self.usage: Usage | None = None
         self.tool_calls: dict[int, dict[str, Any]] = {}
-        self.logged = False
 
     def chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
         return sse(
@@ -886,9 +886,13 @@ async def _close(upstream: AsyncIterator[StreamDelta]) -> None:
 async def _relay(
     run: CompletionRun, state: _StreamState, upstream: AsyncIterator[StreamDelta], first: StreamDelta
 ) -> AsyncIterator[bytes]:
-    """Relays the upstream stream as OpenAI chunks; logs and settles when it ends, however it ends."""
+    """Relays the upstream stream as OpenAI chunks; logs and settles when it ends, however it ends.
+
+    The row is written before the final chunks, so a client that saw [DONE] finds its request logged; a
+    client that goes away cancels this generator, and the row is then written by a task of its own.
+    """
     error: ApiError | None = None
-    chunk_timeout = state.run.catalog.providers[state.model.provider].timeout_s
+    chunk_timeout = run.catalog.providers[state.model.provider].timeout_s
     try:
         yield state.chunk({"role": "assistant", "content": ""})
         for piece in state.absorb(first):
@@ -904,23 +908,23 @@ async def _relay(
     except (ProviderError, TimeoutError) as exc:
         message = str(exc) or "the provider stopped answering"
         error = UpstreamError(f"The stream broke off: {message}", code="stream_interrupted")
-        await health.provider_failed(state.model.provider)
         run.attempts[-1].status = "error"
         run.attempts[-1].error = message
+    except BaseException:
+        # The client went away (cancellation) or the server is shutting down: charge what was generated.
+        disconnected = ApiError("The client disconnected before the stream ended", status=499, code="client_disconnected")
+        _log_in_background(run, state.outcome(disconnected))
+        await _close(upstream)
+        raise
+    await _close(upstream)
+    outcome = state.outcome(error)
+    await _log(run, outcome)
+    if error is not None:
+        await health.provider_failed(state.model.provider)
         yield sse(error.body())
         yield SSE_DONE
         return
-    except (asyncio.CancelledError, GeneratorExit):
-        error = ApiError("The client disconnected before the stream ended", status=499, code="client_disconnected")
-        raise
-    finally:
-        await _close(upstream)
-        outcome = state.outcome(error)
-        if not state.logged:
-            state.logged = True
-            _log_in_background(run, outcome)
-        if error is None:
-            await health.provider_succeeded(state.model.provider, state.model.model_id, run.elapsed_ms())
+    await health.provider_succeeded(state.model.provider, state.model.model_id, run.attempts[-1].latency_ms)
     if run.inp.include_usage:
         assert outcome.charge is not None
         yield state.usage_chunk(outcome.charge)
