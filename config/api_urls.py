@@ -4,4 +4,6 @@ from django.urls import include, path
 
 urlpatterns: list = [
     path("", include("routing.api.urls")),
+    path("", include("budgets.urls")),
+    path("", include("providers.urls")),
 ]

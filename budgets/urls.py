@@ -1,0 +1,3 @@
+"""/v1/budget routes."""
+
+urlpatterns: list = []

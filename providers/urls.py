@@ -1,0 +1,3 @@
+"""/v1 routes of the catalog (token and cost estimation)."""
+
+urlpatterns: list = []
