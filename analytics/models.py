@@ -1,1 +1,70 @@
-"""Rollup tables over the request log (filled by analytics.services)."""
+"""Rollup tables over the request log (filled by analytics.services, read by analytics.selectors)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+def money_sum() -> models.DecimalField:
+    """Sums over a day of one user's requests can outgrow the log's NUMERIC(20, 10); same scale, wider."""
+    return models.DecimalField(max_digits=30, decimal_places=10, default=0)
+
+
+class DailyUsage(models.Model):
+    """One row per user, UTC day, provider and model: the additive numbers of that day's requests."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    date = models.DateField()
+    provider = models.CharField(max_length=32, blank=True)
+    model = models.CharField(max_length=128, blank=True)
+    requests = models.PositiveIntegerField(default=0)
+    successes = models.PositiveIntegerField(default=0)
+    cache_hits = models.PositiveIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost_usd = money_sum()
+    cache_savings_usd = money_sum()
+    latency_sum_ms = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "date", "provider", "model"], name="daily_usage_unique")
+        ]
+        indexes = [models.Index(fields=["date"], name="daily_usage_date")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.date} {self.provider}/{self.model}"
+
+
+class DailyLatency(models.Model):
+    """A latency histogram per user and UTC day: request counts per logarithmic bucket (see selectors)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    date = models.DateField()
+    bucket = models.PositiveSmallIntegerField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "date", "bucket"], name="daily_latency_unique")
+        ]
+        indexes = [models.Index(fields=["date"], name="daily_latency_date")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.date} bucket {self.bucket}: {self.count}"
+
+
+class JobState(models.Model):
+    """Watermarks of the periodic jobs: the last UTC day fully rolled up, the retention cut-off applied."""
+
+    name = models.CharField(primary_key=True, max_length=32)
+    complete_through = models.DateField(null=True, blank=True)
+    cleared_before = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    ROLLUPS = "rollups"
+    RETENTION = "retention"
+
+    def __str__(self) -> str:
+        return self.name

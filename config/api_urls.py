@@ -4,6 +4,7 @@ from django.urls import include, path
 
 urlpatterns: list = [
     path("", include("routing.api.urls")),
+    path("analytics/", include("analytics.urls")),
     path("", include("budgets.urls")),
     path("", include("providers.urls")),
 ]

@@ -1,4 +1,4 @@
-"""Bulk realistic request-log rows for demos and scale benchmarks (COPY on PostgreSQL, bulk insert elsewhere)."""
+"""Bulk realistic request-log rows for demos and scale benchmarks (COPY on PostgreSQL, else bulk insert)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.services import user_get_or_create
+from analytics.services import rollups_refresh
 from providers.catalog import catalog_get
 from providers.pricing import cost_of
 from routing.models import GatewayRequest
@@ -30,12 +31,42 @@ PROMPTS = [
     "List five risks of deploying on a Friday",
 ]
 COLUMNS = [
-    "id", "user_id", "created_at", "completed_at", "requested_model", "model", "provider", "catalog_model_id",
-    "price_id", "messages", "prompt_text", "response_text", "finish_reason", "params", "stream", "input_tokens",
-    "output_tokens", "total_tokens", "cached_tokens", "reasoning_tokens", "input_cost_usd", "output_cost_usd",
-    "total_cost_usd", "estimated_cost_usd", "cache_savings_usd", "latency_ms", "status", "http_status",
-    "error_code", "error_message", "cached", "budget_fitted", "selection_mode", "models_considered",
-    "candidates", "client_request_id",
+    "id",
+    "user_id",
+    "created_at",
+    "completed_at",
+    "requested_model",
+    "model",
+    "provider",
+    "catalog_model_id",
+    "price_id",
+    "messages",
+    "prompt_text",
+    "response_text",
+    "finish_reason",
+    "params",
+    "stream",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "input_cost_usd",
+    "output_cost_usd",
+    "total_cost_usd",
+    "estimated_cost_usd",
+    "cache_savings_usd",
+    "latency_ms",
+    "status",
+    "http_status",
+    "error_code",
+    "error_message",
+    "cached",
+    "budget_fitted",
+    "selection_mode",
+    "models_considered",
+    "candidates",
+    "client_request_id",
 ]
 
 
@@ -47,6 +78,9 @@ class Command(BaseCommand):
         parser.add_argument("--count", type=int, default=1000)
         parser.add_argument("--days", type=int, default=90)
         parser.add_argument("--seed", type=int, default=None)
+        parser.add_argument(
+            "--no-rollups", action="store_true", help="Skip rebuilding the daily rollups of the days written."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         count, days = options["count"], options["days"]
@@ -67,6 +101,10 @@ class Command(BaseCommand):
             made += len(rows)
         elapsed = time.monotonic() - started
         self.stdout.write(f"Inserted {made} request rows for {user.username} in {elapsed:.1f} s")
+        if not options["no_rollups"]:
+            # The rows land on past days the periodic job has already rolled up: rebuild those days now.
+            result = rollups_refresh(since=(now - timedelta(days=days)).date())
+            self.stdout.write(f"Rolled up daily usage through {result.complete_through}")
 
     def _row(self, rng: random.Random, user_id: int, models: list, now: Any, days: int) -> list[Any]:
         model = rng.choice(models)
@@ -81,29 +119,62 @@ class Command(BaseCommand):
         latency = rng.randint(2, 40) if cached_hit else int(rng.lognormvariate(6.6, 0.5))
         messages = [{"role": "user", "content": prompt}]
         return [
-            "req_" + secrets.token_hex(12), user_id, created, created + timedelta(milliseconds=latency),
-            model.model_id, model.model_id, model.provider, model.pk, model.price_id, json.dumps(messages), prompt,
-            "" if failed else f"Answer to: {prompt}", "" if failed else "stop", "{}", False, inp, out, inp + out,
-            0, 0,
-            zero if cached_hit else cost.input_cost, zero if cached_hit else cost.output_cost,
-            zero if cached_hit else cost.total, cost.total, cost.total if cached_hit else zero, latency,
-            "error" if failed else "success", 502 if failed else 200, "upstream_error" if failed else "",
-            "Provider returned 503" if failed else "", cached_hit, False,
-            rng.choice(["manual", "manual", "manual", "cost-optimized", "latency-optimized"]), 1, "[]", "",
+            "req_" + secrets.token_hex(12),
+            user_id,
+            created,
+            created + timedelta(milliseconds=latency),
+            model.model_id,
+            model.model_id,
+            model.provider,
+            model.pk,
+            model.price_id,
+            json.dumps(messages),
+            prompt,
+            "" if failed else f"Answer to: {prompt}",
+            "" if failed else "stop",
+            "{}",
+            False,
+            inp,
+            out,
+            inp + out,
+            0,
+            0,
+            zero if cached_hit else cost.input_cost,
+            zero if cached_hit else cost.output_cost,
+            zero if cached_hit else cost.total,
+            cost.total,
+            cost.total if cached_hit else zero,
+            latency,
+            "error" if failed else "success",
+            502 if failed else 200,
+            "upstream_error" if failed else "",
+            "Provider returned 503" if failed else "",
+            cached_hit,
+            False,
+            rng.choice(["manual", "manual", "manual", "cost-optimized", "latency-optimized"]),
+            1,
+            "[]",
+            "",
         ]
 
     def _insert(self, rows: list[list[Any]]) -> None:
         table = GatewayRequest._meta.db_table
         if connection.vendor == "postgresql":
-            with transaction.atomic(), connection.cursor() as cursor:
-                with cursor.copy(f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN") as copy:  # type: ignore[attr-defined]
-                    for row in rows:
-                        copy.write_row(row)
+            copy_sql = f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN"
+            with (
+                transaction.atomic(),
+                connection.cursor() as cursor,
+                cursor.copy(copy_sql) as copy,  # type: ignore[attr-defined]
+            ):
+                for row in rows:
+                    copy.write_row(row)
             return
         GatewayRequest.objects.bulk_create(
-            [GatewayRequest(**{("user_id" if c == "user_id" else c): v for c, v in zip(COLUMNS, row, strict=True)})
-             for row in rows],
+            [
+                GatewayRequest(
+                    **{("user_id" if c == "user_id" else c): v for c, v in zip(COLUMNS, row, strict=True)}
+                )
+                for row in rows
+            ],
             batch_size=2000,
         )
-
-

@@ -1,0 +1,231 @@
+"""The /v1/analytics API: usage summary, the request log and one request, the catalog with prices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from analytics.filters import RequestFilter
+from analytics.renderers import DecimalJSONRenderer
+from analytics.selectors import (
+    model_list_with_prices,
+    page_of,
+    prompt_preview,
+    request_get,
+    request_list,
+    usage_summary,
+)
+from config.api_errors import NotFound
+
+
+def money(**kwargs: Any) -> serializers.DecimalField:
+    """Decimal in, a plain JSON number out (see DecimalJSONRenderer)."""
+    return serializers.DecimalField(max_digits=30, decimal_places=10, coerce_to_string=False, **kwargs)
+
+
+class AnalyticsApi(APIView):
+    """Every analytics endpoint answers for the caller's own data only, whoever the caller is."""
+
+    renderer_classes = [DecimalJSONRenderer]
+
+    def user_id(self, request: Request) -> int:
+        return request.auth.user_id  # type: ignore[union-attr]
+
+
+class UsageSummaryApi(AnalyticsApi):
+    class InputSerializer(serializers.Serializer):
+        days = serializers.IntegerField(min_value=1, max_value=365, default=30)
+
+    class GroupSerializer(serializers.Serializer):
+        requests = serializers.IntegerField()
+        cost_usd = money()
+
+    class ProviderSerializer(GroupSerializer):
+        provider = serializers.CharField(source="name")
+
+    class ModelSerializer(GroupSerializer):
+        model = serializers.CharField(source="name")
+
+    class DaySerializer(serializers.Serializer):
+        date = serializers.DateField()
+        requests = serializers.IntegerField()
+        cost_usd = money()
+
+    class OutputSerializer(serializers.Serializer):
+        days = serializers.IntegerField()
+        start_date = serializers.DateField(source="start")
+        end_date = serializers.DateField(source="end")
+        total_requests = serializers.IntegerField()
+        total_cost_usd = money()
+        avg_latency_ms = serializers.DecimalField(max_digits=20, decimal_places=1, coerce_to_string=False)
+        p95_latency_ms = serializers.IntegerField(allow_null=True)
+        success_rate = serializers.DecimalField(max_digits=4, decimal_places=3, coerce_to_string=False)
+        cache_hits = serializers.IntegerField(source="totals.cache_hits")
+        cache_savings_usd = money(source="totals.cache_savings_usd")
+        input_tokens = serializers.IntegerField(source="totals.input_tokens")
+        output_tokens = serializers.IntegerField(source="totals.output_tokens")
+
+    @extend_schema(
+        parameters=[InputSerializer],
+        responses=inline_serializer(
+            "UsageSummary",
+            {
+                **OutputSerializer().fields,
+                "by_provider": ProviderSerializer(many=True),
+                "by_model": ModelSerializer(many=True),
+                "daily_stats": DaySerializer(many=True),
+            },
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        params = self.InputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        summary = usage_summary(user_id=self.user_id(request), days=params.validated_data["days"])
+        data: dict[str, Any] = dict(self.OutputSerializer(summary).data)
+        data["by_provider"] = self.ProviderSerializer(summary.by_provider, many=True).data
+        data["by_model"] = self.ModelSerializer(summary.by_model, many=True).data
+        data["daily_stats"] = self.DaySerializer(summary.daily, many=True).data
+        return Response(data)
+
+
+class RequestListApi(AnalyticsApi):
+    class InputSerializer(serializers.Serializer):
+        page = serializers.IntegerField(min_value=1, max_value=10_000_000, default=1)
+        per_page = serializers.IntegerField(min_value=1, max_value=100, default=20)
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.CharField()
+        created_at = serializers.DateTimeField()
+        model = serializers.CharField()
+        provider = serializers.CharField()
+        prompt_preview = serializers.SerializerMethodField()
+        input_tokens = serializers.IntegerField()
+        output_tokens = serializers.IntegerField()
+        total_cost_usd = money()
+        latency_ms = serializers.IntegerField()
+        status = serializers.CharField()
+        cached = serializers.BooleanField()
+
+        def get_prompt_preview(self, obj: Any) -> str:
+            return prompt_preview(obj.prompt_head)
+
+    @extend_schema(
+        parameters=[
+            InputSerializer,
+            *(
+                OpenApiParameter(name, OpenApiTypes.STR)
+                for name in ("model", "provider", "status", "search", "start_date", "end_date")
+            ),
+        ],
+        responses=inline_serializer(
+            "RequestList",
+            {
+                "requests": OutputSerializer(many=True),
+                "total": serializers.IntegerField(),
+                "page": serializers.IntegerField(),
+                "per_page": serializers.IntegerField(),
+                "total_pages": serializers.IntegerField(),
+            },
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        params = self.InputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        filters = RequestFilter(request.query_params, queryset=request_list(user_id=self.user_id(request)))
+        if not filters.is_valid():
+            raise serializers.ValidationError(filters.errors)
+        page = page_of(
+            filters.qs, page=params.validated_data["page"], per_page=params.validated_data["per_page"]
+        )
+        return Response(
+            {
+                "requests": self.OutputSerializer(page.rows, many=True).data,
+                "total": page.total,
+                "page": page.page,
+                "per_page": page.per_page,
+                "total_pages": page.total_pages,
+            }
+        )
+
+
+class AttemptSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    model = serializers.CharField()
+    provider = serializers.CharField()
+    status = serializers.CharField()
+    status_code = serializers.IntegerField(allow_null=True)
+    latency_ms = serializers.IntegerField()
+    error = serializers.CharField()
+
+
+class RequestDetailApi(AnalyticsApi):
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.CharField()
+        created_at = serializers.DateTimeField()
+        completed_at = serializers.DateTimeField(allow_null=True)
+        model = serializers.CharField()
+        requested_model = serializers.CharField()
+        provider = serializers.CharField()
+        prompt_text = serializers.CharField()
+        response_text = serializers.CharField()
+        messages = serializers.JSONField()
+        finish_reason = serializers.CharField()
+        input_tokens = serializers.IntegerField()
+        output_tokens = serializers.IntegerField()
+        total_tokens = serializers.IntegerField()
+        cached_tokens = serializers.IntegerField()
+        reasoning_tokens = serializers.IntegerField()
+        input_cost_usd = money()
+        output_cost_usd = money()
+        total_cost_usd = money()
+        estimated_cost_usd = money()
+        cache_savings_usd = money()
+        latency_ms = serializers.IntegerField()
+        status = serializers.CharField()
+        http_status = serializers.IntegerField()
+        error_code = serializers.CharField()
+        error_message = serializers.CharField()
+        cached = serializers.BooleanField()
+        budget_fitted = serializers.BooleanField()
+        selection_mode = serializers.CharField()
+        models_considered = serializers.IntegerField()
+        candidates = serializers.JSONField()
+        attempts = AttemptSerializer(many=True, source="attempts.all")
+        comparison_id = serializers.CharField(allow_null=True)
+        batch_id = serializers.CharField(allow_null=True)
+
+    @extend_schema(responses=OutputSerializer)
+    def get(self, request: Request, request_id: str) -> Response:
+        row = request_get(request_id=request_id, user_id=self.user_id(request))
+        if row is None:
+            raise NotFound(f"Request '{request_id}' not found", param="id", code="request_not_found")
+        return Response(self.OutputSerializer(row).data)
+
+
+class ModelListApi(AnalyticsApi):
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        model_id = serializers.CharField()
+        display_name = serializers.CharField()
+        provider = serializers.CharField(source="provider.name")
+        input_price_per_1m_tokens = money(allow_null=True)
+        output_price_per_1m_tokens = money(allow_null=True)
+        cached_input_price_per_1m_tokens = money(allow_null=True)
+        context_window = serializers.IntegerField()
+        max_output_tokens = serializers.IntegerField()
+        supports_tools = serializers.BooleanField()
+        supports_vision = serializers.BooleanField()
+        supports_json = serializers.BooleanField()
+        is_active = serializers.BooleanField(source="active")
+        aliases = serializers.ListField(child=serializers.CharField())
+
+    @extend_schema(responses=OutputSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        models = model_list_with_prices()
+        return Response(self.OutputSerializer(models, many=True).data)

@@ -1,0 +1,146 @@
+"""Writes for analytics: keeping the daily rollups current, and clearing old prompt text (retention)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Q
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from analytics.models import DailyLatency, DailyUsage, JobState
+from analytics.selectors import day_start, latency_bucket_expression, log_sums, utc_today
+from routing.models import BatchItem, Comparison, GatewayRequest
+
+logger = logging.getLogger(__name__)
+
+# Requests are logged when they finish, stamped with the time they started, so a day can still gain rows
+# after midnight; each refresh rebuilds the last rolled day as well as the new ones.
+REROLL_DAYS = 2
+RETENTION_BATCH = 5000
+
+
+@dataclass(frozen=True)
+class RollupResult:
+    first_day: date | None
+    complete_through: date
+    usage_rows: int
+    latency_rows: int
+
+
+def rollups_refresh(*, since: date | None = None, now: datetime | None = None) -> RollupResult:
+    """Rebuilds the daily rollups of every finished UTC day from `since` (default: just after the watermark,
+    less REROLL_DAYS) through yesterday, then moves the watermark to yesterday.
+
+    Safe to run at any time and concurrently: the watermark row is locked for the whole rebuild, and readers
+    see either the old or the new rows of a day (one transaction), never half of each.
+    """
+    yesterday = utc_today(now) - timedelta(days=1)
+    with transaction.atomic():
+        state, _ = JobState.objects.select_for_update().get_or_create(name=JobState.ROLLUPS)
+        if since is None and state.complete_through is not None:
+            since = state.complete_through - timedelta(days=REROLL_DAYS - 1)
+        if since is None:
+            first = GatewayRequest.objects.order_by("created_at").values_list("created_at", flat=True).first()
+            since = first.astimezone(UTC).date() if first else yesterday + timedelta(days=1)
+        usage_rows = latency_rows = 0
+        if since <= yesterday:
+            usage_rows, latency_rows = _rebuild(since, yesterday)
+        if state.complete_through is None or state.complete_through < yesterday:
+            state.complete_through = yesterday
+        state.save()
+    return RollupResult(
+        first_day=since if since <= yesterday else None,
+        complete_through=state.complete_through or yesterday,
+        usage_rows=usage_rows,
+        latency_rows=latency_rows,
+    )
+
+
+def _rebuild(first: date, last: date) -> tuple[int, int]:
+    DailyUsage.objects.filter(date__gte=first, date__lte=last).delete()
+    DailyLatency.objects.filter(date__gte=first, date__lte=last).delete()
+    log = GatewayRequest.objects.filter(
+        created_at__gte=day_start(first), created_at__lt=day_start(last + timedelta(days=1))
+    ).annotate(day=TruncDate("created_at", tzinfo=UTC))
+    # The grouped rows are already aggregates (users x days x models), never the log rows themselves.
+    keys = ("user_id", "day", "provider", "model")
+    usage = [
+        DailyUsage(
+            user_id=row["user_id"],
+            date=row["day"],
+            provider=row["provider"],
+            model=row["model"],
+            **{name: value for name, value in row.items() if name not in keys},
+        )
+        for row in log.values(*keys).annotate(**log_sums()).order_by().iterator()
+    ]
+    DailyUsage.objects.bulk_create(usage, batch_size=2000)
+    latency = [
+        DailyLatency(user_id=row["user_id"], date=row["day"], bucket=row["bucket"], count=row["n"])
+        for row in log.annotate(bucket=latency_bucket_expression())
+        .values("user_id", "day", "bucket")
+        .annotate(n=Count("pk"))
+        .order_by()
+        .iterator()
+    ]
+    DailyLatency.objects.bulk_create(latency, batch_size=5000)
+    return len(usage), len(latency)
+
+
+@dataclass(frozen=True)
+class RetentionResult:
+    cutoff: datetime | None
+    requests_cleared: int
+    comparisons_cleared: int
+    batch_items_cleared: int
+
+
+def retention_apply(*, now: datetime | None = None, batch_size: int = RETENTION_BATCH) -> RetentionResult:
+    """Clears prompts and responses logged before ROUTER_LOG_RETENTION_DAYS ago (unset: keep everything).
+
+    Tokens, costs, latency, status and model stay, so analytics and rollups are unchanged. Works in batches
+    (short transactions, no long lock on the log) and remembers how far it got, so a run only looks at rows
+    that crossed the cut-off since the previous one (less a day, for rows logged late).
+    """
+    days = settings.ROUTER_LOG_RETENTION_DAYS
+    if not days:
+        return RetentionResult(None, 0, 0, 0)
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    state, _ = JobState.objects.get_or_create(name=JobState.RETENTION)
+    lower = state.cleared_before - timedelta(days=1) if state.cleared_before else None
+
+    not_cleared = ~Q(prompt_text="") | ~Q(response_text="") | ~Q(messages=[])
+    pending = GatewayRequest.objects.filter(not_cleared, created_at__lt=cutoff)
+    cursor = lower
+    cleared = 0
+    while True:
+        window = pending if cursor is None else pending.filter(created_at__gte=cursor)
+        batch = list(window.order_by("created_at").values_list("pk", "created_at")[:batch_size])
+        if not batch:
+            break
+        with transaction.atomic():
+            cleared += GatewayRequest.objects.filter(pk__in=[pk for pk, _ in batch]).update(
+                prompt_text="", response_text="", messages=[]
+            )
+        cursor = batch[-1][1]
+        if len(batch) < batch_size:
+            break
+
+    comparisons = Comparison.objects.filter(created_at__lt=cutoff).exclude(messages=[]).update(messages=[])
+    items = (
+        BatchItem.objects.filter(batch__created_at__lt=cutoff, batch__status="completed")
+        .exclude(payload={})
+        .update(payload={})
+    )
+    state.cleared_before = cutoff
+    state.save()
+    if cleared or comparisons or items:
+        logger.info(
+            "retention cleared %s requests, %s comparisons, %s batch items", cleared, comparisons, items
+        )
+    return RetentionResult(cutoff, cleared, comparisons, items)

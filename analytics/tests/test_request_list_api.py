@@ -1,0 +1,174 @@
+"""GET /v1/analytics/requests: the caller's log, newest first, filtered, searched and paginated."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from analytics.tests.factories import GatewayRequestFactory
+
+pytestmark = pytest.mark.django_db
+
+URL = "/v1/analytics/requests"
+
+
+def test_it_answers_with_the_contract_field_names(alice, alice_api):
+    GatewayRequestFactory(user=alice)
+    body = alice_api.get(URL).json()
+    assert set(body) == {"requests", "total", "page", "per_page", "total_pages"}
+    assert set(body["requests"][0]) == {
+        "id",
+        "created_at",
+        "model",
+        "provider",
+        "prompt_preview",
+        "input_tokens",
+        "output_tokens",
+        "total_cost_usd",
+        "latency_ms",
+        "status",
+        "cached",
+    }
+
+
+def test_rows_render_times_in_utc_with_z_and_money_as_numbers(alice, alice_api):
+    GatewayRequestFactory(user=alice)
+    row = alice_api.get(URL).json()["requests"][0]
+    assert row["created_at"].endswith("Z")
+    assert row["total_cost_usd"] == 0.00000825
+    assert row["id"].startswith("req_")
+
+
+def test_it_lists_newest_first(alice, alice_api):
+    now = timezone.now()
+    old = GatewayRequestFactory(user=alice, created_at=now - timedelta(hours=2))
+    new = GatewayRequestFactory(user=alice, created_at=now)
+    middle = GatewayRequestFactory(user=alice, created_at=now - timedelta(hours=1))
+    ids = [r["id"] for r in alice_api.get(URL).json()["requests"]]
+    assert ids == [new.id, middle.id, old.id]
+
+
+def test_the_preview_is_the_first_50_characters_then_an_ellipsis(alice, alice_api):
+    long_prompt = "x" * 49 + "yz" + "tail"
+    GatewayRequestFactory(user=alice, prompt_text=long_prompt, created_at=timezone.now())
+    GatewayRequestFactory(user=alice, prompt_text="a" * 50, created_at=timezone.now() - timedelta(seconds=1))
+    rows = alice_api.get(URL).json()["requests"]
+    assert rows[0]["prompt_preview"] == "x" * 49 + "y..."
+    assert rows[1]["prompt_preview"] == "a" * 50
+
+
+def test_pagination_arithmetic(alice, alice_api):
+    for _ in range(45):
+        GatewayRequestFactory(user=alice)
+    body = alice_api.get(URL, {"per_page": 20, "page": 3}).json()
+    assert (body["total"], body["page"], body["per_page"], body["total_pages"]) == (45, 3, 20, 3)
+    assert len(body["requests"]) == 5
+    all_ids = set()
+    for page in (1, 2, 3):
+        all_ids |= {r["id"] for r in alice_api.get(URL, {"per_page": 20, "page": page}).json()["requests"]}
+    assert len(all_ids) == 45
+
+
+def test_a_page_past_the_end_is_an_empty_list(alice, alice_api):
+    GatewayRequestFactory(user=alice)
+    body = alice_api.get(URL, {"page": 5}).json()
+    assert body["requests"] == []
+    assert (body["total"], body["total_pages"], body["page"]) == (1, 1, 5)
+
+
+def test_no_rows_means_zero_total_pages(alice_api):
+    body = alice_api.get(URL).json()
+    assert body == {"requests": [], "total": 0, "page": 1, "per_page": 20, "total_pages": 0}
+
+
+def test_per_page_defaults_to_20(alice, alice_api):
+    for _ in range(21):
+        GatewayRequestFactory(user=alice)
+    body = alice_api.get(URL).json()
+    assert (len(body["requests"]), body["total_pages"]) == (20, 2)
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [
+        ({"per_page": 0}, "per_page"),
+        ({"per_page": 101}, "per_page"),
+        ({"page": 0}, "page"),
+        ({"page": "x"}, "page"),
+        ({"status": "pending"}, "status"),
+        ({"start_date": "yesterday"}, "start_date"),
+        ({"end_date": "2025-13-40"}, "end_date"),
+        ({"start_date": "2025-10-02", "end_date": "2025-10-01"}, "start_date"),
+    ],
+)
+def test_bad_parameters_are_400_naming_the_parameter(alice_api, params, param):
+    response = alice_api.get(URL, params)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["param"] == param
+
+
+def test_it_filters_by_model_provider_and_status(alice, alice_api):
+    GatewayRequestFactory(user=alice, model="gpt-4o", provider="openai")
+    GatewayRequestFactory(user=alice, model="deepseek-chat", provider="deepseek", status="error")
+    GatewayRequestFactory(user=alice, model="gpt-4o-mini", provider="openai")
+    assert alice_api.get(URL, {"model": "gpt-4o"}).json()["total"] == 1
+    assert alice_api.get(URL, {"provider": "openai"}).json()["total"] == 2
+    assert [r["model"] for r in alice_api.get(URL, {"status": "error"}).json()["requests"]] == [
+        "deepseek-chat"
+    ]
+
+
+def test_search_matches_prompt_model_or_provider_case_insensitively(alice, alice_api):
+    GatewayRequestFactory(user=alice, prompt_text="Write a HAIKU about queues", model="gpt-4o")
+    GatewayRequestFactory(
+        user=alice, prompt_text="hello", model="claude-3-5-haiku-20241022", provider="anthropic"
+    )
+    GatewayRequestFactory(user=alice, prompt_text="hello", model="deepseek-chat", provider="deepseek")
+    GatewayRequestFactory(user=alice, prompt_text="nothing to see", model="gpt-4o-mini")
+    assert alice_api.get(URL, {"search": "haiku"}).json()["total"] == 2
+    assert alice_api.get(URL, {"search": "DeepSeek"}).json()["total"] == 1
+    assert alice_api.get(URL, {"search": "OPENAI"}).json()["total"] == 2
+    assert alice_api.get(URL, {"search": "zebra"}).json()["total"] == 0
+
+
+def test_date_range_includes_whole_days_at_both_ends(alice, alice_api):
+    now = timezone.now()
+    days = [now - timedelta(days=n) for n in (5, 3, 2, 0)]
+    for moment in days:
+        GatewayRequestFactory(user=alice, created_at=moment)
+    start, end = days[1].date().isoformat(), days[2].date().isoformat()
+    body = alice_api.get(URL, {"start_date": start, "end_date": end}).json()
+    assert body["total"] == 2
+    assert alice_api.get(URL, {"start_date": days[2].date().isoformat()}).json()["total"] == 2
+    assert alice_api.get(URL, {"end_date": days[1].date().isoformat()}).json()["total"] == 2
+
+
+def test_date_range_accepts_iso_datetimes(alice, alice_api):
+    now = timezone.now().replace(microsecond=0)
+    GatewayRequestFactory(user=alice, created_at=now - timedelta(hours=3))
+    GatewayRequestFactory(user=alice, created_at=now - timedelta(hours=1))
+    since = (now - timedelta(hours=2)).isoformat().replace("+00:00", "Z")
+    assert alice_api.get(URL, {"start_date": since}).json()["total"] == 1
+
+
+def test_another_users_requests_never_appear(alice, bob, alice_api, bob_api):
+    GatewayRequestFactory(user=alice, prompt_text="alice secret")
+    GatewayRequestFactory(user=bob, prompt_text="bob secret")
+    assert [r["prompt_preview"] for r in alice_api.get(URL).json()["requests"]] == ["alice secret"]
+    assert alice_api.get(URL, {"search": "bob"}).json()["total"] == 0
+    assert bob_api.get(URL).json()["total"] == 1
+
+
+def test_usage_totals_equal_the_sum_over_the_request_list(alice, alice_api):
+    now = timezone.now()
+    costs = [Decimal("0.0000123"), Decimal("0.5"), Decimal("0.0042"), Decimal("1.23456789")]
+    for index, cost in enumerate(costs):
+        GatewayRequestFactory(user=alice, created_at=now - timedelta(days=index * 2), total_cost_usd=cost)
+    listed = alice_api.get(URL, {"per_page": 100}).json()
+    usage = alice_api.get("/v1/analytics/usage", {"days": 30}).json()
+    assert usage["total_requests"] == listed["total"] == 4
+    listed_sum = sum(Decimal(str(r["total_cost_usd"])) for r in listed["requests"])
+    assert Decimal(str(usage["total_cost_usd"])) == listed_sum == sum(costs)

@@ -1,0 +1,116 @@
+"""rollups_refresh: daily rollups plus the live tail answer exactly what the log says."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db.models import Sum
+from django.utils import timezone
+
+from analytics.models import DailyLatency, DailyUsage, JobState
+from analytics.selectors import latency_bucket, percentile_from_histogram, usage_summary
+from analytics.services import rollups_refresh
+from analytics.tasks import rollups_refresh_task
+from analytics.tests.factories import GatewayRequestFactory
+from routing.models import GatewayRequest
+
+pytestmark = pytest.mark.django_db
+
+
+def _spread(user, days=40):
+    now = timezone.now()
+    for day in range(days):
+        for index in range(day % 3 + 1):
+            GatewayRequestFactory(
+                user=user,
+                created_at=now - timedelta(days=day, minutes=index),
+                total_cost_usd=Decimal("0.0001") * (day + index + 1),
+                latency_ms=100 + 10 * day + index,
+                model=["gpt-4o-mini", "gpt-4o"][index % 2],
+                cached=index == 2,
+                status="error" if day % 7 == 0 else "success",
+            )
+
+
+def test_it_rolls_up_every_finished_day_and_moves_the_watermark(alice):
+    _spread(alice)
+    result = rollups_refresh()
+    today = timezone.now().date()
+    assert result.complete_through == today - timedelta(days=1)
+    assert JobState.objects.get(name=JobState.ROLLUPS).complete_through == today - timedelta(days=1)
+    assert not DailyUsage.objects.filter(date=today).exists()
+    rolled = DailyUsage.objects.aggregate(n=Sum("requests"), c=Sum("cost_usd"))
+    log = GatewayRequest.objects.filter(created_at__date__lt=today).aggregate(c=Sum("total_cost_usd"))
+    assert rolled["n"] == GatewayRequest.objects.filter(created_at__date__lt=today).count()
+    assert rolled["c"] == log["c"]
+    assert DailyLatency.objects.aggregate(n=Sum("count"))["n"] == rolled["n"]
+
+
+@pytest.mark.parametrize("refresh", [False, True])
+def test_usage_from_rollups_plus_live_today_equals_the_sum_over_the_list(alice, alice_api, refresh):
+    _spread(alice)
+    if refresh:
+        rollups_refresh()
+    GatewayRequestFactory(user=alice, total_cost_usd=Decimal("0.42"))  # today, after the refresh
+    for days in (1, 7, 30, 365):
+        usage = alice_api.get("/v1/analytics/usage", {"days": days}).json()
+        start = (timezone.now() - timedelta(days=days - 1)).date().isoformat()
+        listed = alice_api.get("/v1/analytics/requests", {"start_date": start, "per_page": 100}).json()
+        assert usage["total_requests"] == listed["total"]
+        assert Decimal(str(usage["total_cost_usd"])) == sum(
+            Decimal(str(r["total_cost_usd"])) for r in listed["requests"]
+        )
+        assert sum(d["requests"] for d in usage["daily_stats"]) == listed["total"]
+        assert sum(m["requests"] for m in usage["by_model"]) == listed["total"]
+
+
+def test_rollups_and_live_aggregation_give_identical_summaries(alice):
+    _spread(alice)
+    live = usage_summary(user_id=alice.pk, days=30)
+    rollups_refresh()
+    rolled = usage_summary(user_id=alice.pk, days=30)
+    assert rolled.totals == live.totals
+    assert rolled.daily == live.daily
+    assert rolled.p95_latency_ms == live.p95_latency_ms
+    assert [(g.name, g.requests, g.cost_usd) for g in rolled.by_model] == [
+        (g.name, g.requests, g.cost_usd) for g in live.by_model
+    ]
+
+
+def test_a_row_logged_late_for_yesterday_is_picked_up_by_the_next_refresh(alice):
+    rollups_refresh()
+    GatewayRequestFactory(
+        user=alice, created_at=timezone.now() - timedelta(days=1), total_cost_usd=Decimal(2)
+    )
+    rollups_refresh()
+    assert DailyUsage.objects.get(user=alice).cost_usd == Decimal(2)
+
+
+def test_refresh_is_idempotent(alice):
+    _spread(alice, days=5)
+    rollups_refresh()
+    first = list(
+        DailyUsage.objects.order_by("date", "model").values_list("date", "model", "requests", "cost_usd")
+    )
+    rollups_refresh()
+    rollups_refresh(since=timezone.now().date() - timedelta(days=30))
+    again = list(
+        DailyUsage.objects.order_by("date", "model").values_list("date", "model", "requests", "cost_usd")
+    )
+    assert first == again
+
+
+def test_the_celery_task_runs_the_refresh(alice):
+    _spread(alice, days=3)
+    result = rollups_refresh_task.apply().get()
+    assert result["complete_through"] == (timezone.now().date() - timedelta(days=1)).isoformat()
+    assert DailyUsage.objects.exists()
+
+
+def test_p95_from_the_histogram_is_within_five_percent():
+    latencies = list(range(1, 2001))
+    histogram: dict[int, int] = {}
+    for value in latencies:
+        histogram[latency_bucket(value)] = histogram.get(latency_bucket(value), 0) + 1
+    assert percentile_from_histogram(histogram, 0.95) == pytest.approx(1900, rel=0.05)
+    assert percentile_from_histogram({}, 0.95) is None
