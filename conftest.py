@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from accounts.authentication import forget_cached_keys
-from accounts.tests.factories import UserFactory
 from accounts.services import api_key_issue
+from accounts.tests.factories import UserFactory
 
 
 @pytest.fixture(autouse=True)
 def _fresh_state():
     """Each test starts with an empty cache and no remembered keys."""
     forget_cached_keys()
-    try:
+    with contextlib.suppress(Exception):  # a test that stopped Redis must not break the next one's set-up
         cache.clear()
-    except Exception:  # noqa: BLE001 - a test that stopped Redis must not break the next one's set-up
-        pass
     yield
     forget_cached_keys()
 

@@ -24,8 +24,17 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_filter = ("revoked_at",)
     search_fields = ("name", "prefix", "user__username")
     readonly_fields = ("prefix", "created_at", "last_used_at", "revoked_at")
-    fields = ("user", "name", "prefix", "expires_at", "rate_limit_rpm", "rate_limit_tpm", "created_at",
-              "last_used_at", "revoked_at")
+    fields = (
+        "user",
+        "name",
+        "prefix",
+        "expires_at",
+        "rate_limit_rpm",
+        "rate_limit_tpm",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
     actions = ["revoke_keys"]
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:

@@ -93,7 +93,9 @@ def _remember(key_hash: str, principal: Principal | None) -> None:
 def principal_for_key(raw_key: str | None) -> Principal:
     """Raises AuthenticationFailed for a missing, unknown, revoked or expired key or an inactive user."""
     if not raw_key:
-        raise AuthenticationFailed("Missing API key. Send it as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'.")
+        raise AuthenticationFailed(
+            "Missing API key. Send it as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'."
+        )
     key_hash = api_key_hash(raw_key)
     hit, principal = _cached(key_hash)
     if not hit:

@@ -26,7 +26,11 @@ def user_get_or_create(*, username: str) -> User:
 
 @transaction.atomic
 def api_key_issue(
-    *, user: User, name: str = "default", expires_in_days: int | None = None, rate_limit_rpm: int | None = None
+    *,
+    user: User,
+    name: str = "default",
+    expires_in_days: int | None = None,
+    rate_limit_rpm: int | None = None,
 ) -> tuple[ApiKey, str]:
     """Creates a key and returns it with the raw value, which is never stored and cannot be shown again."""
     raw = KEY_PREFIX + secrets.token_urlsafe(30)[:40]

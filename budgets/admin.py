@@ -12,17 +12,42 @@ from budgets.models import Budget, Reservation
 
 @admin.register(Budget)
 class BudgetAdmin(admin.ModelAdmin):
-    list_display = ("user", "period", "spent_usd", "reserved_usd", "own_limit_usd", "admin_limit_usd", "period_start")
+    list_display = (
+        "user",
+        "period",
+        "spent_usd",
+        "reserved_usd",
+        "own_limit_usd",
+        "admin_limit_usd",
+        "period_start",
+    )
     list_filter = ("period",)
     search_fields = ("user__username",)
     readonly_fields = ("spent_usd", "reserved_usd", "updated_at")
-    fields = ("user", "admin_limit_usd", "own_limit_usd", "period", "period_start", "spent_usd", "reserved_usd",
-              "updated_at")
+    fields = (
+        "user",
+        "admin_limit_usd",
+        "own_limit_usd",
+        "period",
+        "period_start",
+        "spent_usd",
+        "reserved_usd",
+        "updated_at",
+    )
 
 
 @admin.register(Reservation)
 class ReservationAdmin(admin.ModelAdmin):
-    list_display = ("id", "user", "status", "amount_usd", "settled_usd", "request_id", "created_at", "expires_at")
+    list_display = (
+        "id",
+        "user",
+        "status",
+        "amount_usd",
+        "settled_usd",
+        "request_id",
+        "created_at",
+        "expires_at",
+    )
     list_filter = ("status",)
     search_fields = ("user__username", "request_id")
 

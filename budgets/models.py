@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-MONEY = {"max_digits": 20, "decimal_places": 10}
+MONEY: dict[str, Any] = {"max_digits": 20, "decimal_places": 10}
 
 
 class Budget(models.Model):
@@ -15,9 +17,14 @@ class Budget(models.Model):
         LIFETIME = "lifetime"
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="budget")
-    own_limit_usd = models.DecimalField(**MONEY, null=True, blank=True, help_text="Set by the user; empty = none.")
+    own_limit_usd = models.DecimalField(
+        **MONEY, null=True, blank=True, help_text="Set by the user; empty = none."
+    )
     admin_limit_usd = models.DecimalField(
-        **MONEY, null=True, blank=True, help_text="Set by an admin; the user cannot go above it. Empty = none."
+        **MONEY,
+        null=True,
+        blank=True,
+        help_text="Set by an admin; the user cannot go above it. Empty = none.",
     )
     period = models.CharField(max_length=16, choices=Period.choices, default=Period.MONTHLY)
     period_start = models.DateTimeField(default=timezone.now)
@@ -28,7 +35,9 @@ class Budget(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(condition=models.Q(spent_usd__gte=0), name="budget_spent_not_negative"),
-            models.CheckConstraint(condition=models.Q(reserved_usd__gte=0), name="budget_reserved_not_negative"),
+            models.CheckConstraint(
+                condition=models.Q(reserved_usd__gte=0), name="budget_reserved_not_negative"
+            ),
         ]
 
     def __str__(self) -> str:

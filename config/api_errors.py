@@ -40,7 +40,12 @@ class ApiError(Exception):
         self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
+        error: dict[str, Any] = {
+            "message": self.message,
+            "type": self.type,
+            "param": self.param,
+            "code": self.code,
+        }
         error.update(self.extra)
         return {"error": error}
 
@@ -146,7 +151,9 @@ def api_error_from_exception(exc: Exception) -> ApiError | None:
     if isinstance(exc, drf_exceptions.MethodNotAllowed):
         return ApiError(str(exc.detail), status=405, code="method_not_allowed")
     if isinstance(exc, drf_exceptions.Throttled):
-        return RateLimited(str(exc.detail), headers={"Retry-After": str(exc.wait or 1)})
+        return RateLimited(
+            str(exc.detail), headers={"Retry-After": str(int(getattr(exc, "wait", None) or 1))}
+        )
     if isinstance(exc, drf_exceptions.APIException):
         return ApiError(str(exc.detail), status=exc.status_code, code=str(exc.default_code))
     return None
@@ -167,6 +174,8 @@ def internal_error(exc: BaseException) -> ApiError:
 
     if isinstance(exc, DatabaseError | InterfaceError):
         logger.error("database unavailable: %s", exc.__class__.__name__)
-        return ServiceUnavailable("The database is unavailable; try again shortly", code="database_unavailable")
+        return ServiceUnavailable(
+            "The database is unavailable; try again shortly", code="database_unavailable"
+        )
     logger.exception("unhandled error", exc_info=exc)
     return InternalError("Internal server error")

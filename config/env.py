@@ -38,10 +38,15 @@ def env_optional_bool(name: str) -> bool | None:
     return env_bool(name, False) if os.environ.get(name) not in (None, "") else None
 
 
-def env_int(name: str, default: int | None, *, minimum: int | None = None) -> int | None:
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    parsed = env_optional_int(name, minimum=minimum)
+    return default if parsed is None else parsed
+
+
+def env_optional_int(name: str, *, minimum: int | None = None) -> int | None:
     value = os.environ.get(name)
     if value is None or value == "":
-        return default
+        return None
     try:
         parsed = int(value)
     except ValueError as exc:

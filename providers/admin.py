@@ -30,7 +30,14 @@ class PriceHistoryInline(admin.TabularInline):
     model = ModelPrice
     extra = 0
     can_delete = False
-    fields = ("effective_from", "input_per_1m", "cached_input_per_1m", "output_per_1m", "source", "created_by")
+    fields = (
+        "effective_from",
+        "input_per_1m",
+        "cached_input_per_1m",
+        "output_per_1m",
+        "source",
+        "created_by",
+    )
     readonly_fields = fields
     ordering = ("-effective_from", "-id")
     verbose_name_plural = "Price history (read-only; change the price above to add a row)"
@@ -45,13 +52,27 @@ class PriceHistoryInline(admin.TabularInline):
 class ModelForm(forms.ModelForm):
     input_per_1m = forms.DecimalField(label="Input $ / 1M tokens", **PRICE_FIELD)  # type: ignore[arg-type]
     cached_input_per_1m = forms.DecimalField(
-        label="Cached input $ / 1M tokens", required=False, **PRICE_FIELD  # type: ignore[arg-type]
+        label="Cached input $ / 1M tokens",
+        required=False,
+        **PRICE_FIELD,  # type: ignore[arg-type]
     )
     output_per_1m = forms.DecimalField(label="Output $ / 1M tokens", **PRICE_FIELD)  # type: ignore[arg-type]
 
     class Meta:
         model = Model
-        fields = "__all__"
+        fields = [
+            "provider",
+            "model_id",
+            "display_name",
+            "aliases",
+            "active",
+            "deprecation_date",
+            "context_window",
+            "max_output_tokens",
+            "supports_tools",
+            "supports_vision",
+            "supports_json",
+        ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -67,24 +88,43 @@ class ModelForm(forms.ModelForm):
     def clean_aliases(self) -> list[str]:
         aliases = self.cleaned_data.get("aliases") or []
         if not isinstance(aliases, list) or not all(isinstance(a, str) and a.strip() for a in aliases):
-            raise forms.ValidationError("Aliases are a JSON list of names, e.g. [\"claude-sonnet-4.5\"].")
+            raise forms.ValidationError('Aliases are a JSON list of names, e.g. ["claude-sonnet-4.5"].')
         return [a.strip() for a in aliases]
 
 
 @admin.register(Model)
 class ModelAdmin(admin.ModelAdmin):
     form = ModelForm
-    list_display = ("model_id", "provider", "display_name", "context_window", "max_output_tokens", "active",
-                    "deprecation_date")
+    list_display = (
+        "model_id",
+        "provider",
+        "display_name",
+        "context_window",
+        "max_output_tokens",
+        "active",
+        "deprecation_date",
+    )
     list_filter = ("provider", "active", "supports_tools", "supports_vision", "supports_json")
     search_fields = ("model_id", "display_name")
     inlines = [PriceHistoryInline]
     fieldsets = (
         (None, {"fields": ("provider", "model_id", "display_name", "aliases", "active", "deprecation_date")}),
-        ("Limits and capabilities", {"fields": ("context_window", "max_output_tokens", "supports_tools",
-                                                 "supports_vision", "supports_json")}),
-        ("Price in force (a change adds a new row from now on)",
-         {"fields": ("input_per_1m", "cached_input_per_1m", "output_per_1m")}),
+        (
+            "Limits and capabilities",
+            {
+                "fields": (
+                    "context_window",
+                    "max_output_tokens",
+                    "supports_tools",
+                    "supports_vision",
+                    "supports_json",
+                )
+            },
+        ),
+        (
+            "Price in force (a change adds a new row from now on)",
+            {"fields": ("input_per_1m", "cached_input_per_1m", "output_per_1m")},
+        ),
     )
 
     def save_model(self, request: HttpRequest, obj: Model, form: Any, change: bool) -> None:
@@ -105,7 +145,14 @@ class ModelAdmin(admin.ModelAdmin):
 class ModelPriceAdmin(admin.ModelAdmin):
     """History is read-only: rows are never edited or deleted, since logged requests point at them."""
 
-    list_display = ("model", "effective_from", "input_per_1m", "cached_input_per_1m", "output_per_1m", "source")
+    list_display = (
+        "model",
+        "effective_from",
+        "input_per_1m",
+        "cached_input_per_1m",
+        "output_per_1m",
+        "source",
+    )
     list_filter = ("source", "model__provider")
     search_fields = ("model__model_id",)
 

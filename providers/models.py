@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import URLValidator
 from django.db import models
 from django.utils import timezone
 
-MONEY = {"max_digits": 20, "decimal_places": 10}
+MONEY: dict[str, Any] = {"max_digits": 20, "decimal_places": 10}
 
 
 class Provider(models.Model):
@@ -46,7 +47,9 @@ class Model(models.Model):
 
     class Meta:
         ordering = ["provider__name", "model_id"]
-        constraints = [models.UniqueConstraint(fields=["provider", "model_id"], name="model_unique_per_provider")]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "model_id"], name="model_unique_per_provider")
+        ]
 
     def __str__(self) -> str:
         return self.model_id

@@ -65,7 +65,20 @@ def catalog_seed() -> SeedReport:
         provider, created = Provider.objects.get_or_create(name=spec["name"], defaults=spec)
         providers[provider.name] = provider
         report.providers_created += created
-    for (prov, model_id, display, aliases, inp, cached, out, context, max_out, tools, vision, json_mode) in seed.MODELS:
+    for (
+        prov,
+        model_id,
+        display,
+        aliases,
+        inp,
+        cached,
+        out,
+        context,
+        max_out,
+        tools,
+        vision,
+        json_mode,
+    ) in seed.MODELS:
         model, created = Model.objects.get_or_create(
             provider=providers[prov],
             model_id=model_id,
@@ -157,7 +170,9 @@ def catalog_import(*, price_map: dict[str, Any], activate_new: bool = False) -> 
                 report.models_created.append(model_id)
             else:
                 changed = [
-                    name for name, value in fields.items() if value is not None and getattr(model, name) != value
+                    name
+                    for name, value in fields.items()
+                    if value is not None and getattr(model, name) != value
                 ]
                 for name in changed:
                     setattr(model, name, fields[name])

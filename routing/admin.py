@@ -34,8 +34,17 @@ class AttemptInline(admin.TabularInline):
 
 @admin.register(GatewayRequest)
 class GatewayRequestAdmin(ReadOnlyAdmin):
-    list_display = ("id", "created_at", "user", "model", "provider", "status", "cached", "total_cost_usd",
-                    "latency_ms")
+    list_display = (
+        "id",
+        "created_at",
+        "user",
+        "model",
+        "provider",
+        "status",
+        "cached",
+        "total_cost_usd",
+        "latency_ms",
+    )
     list_filter = ("status", "provider", "cached", "selection_mode", "created_at", "model")
     search_fields = ("id", "model", "user__username", "client_request_id")
     date_hierarchy = "created_at"

@@ -72,7 +72,9 @@ async def provider_succeeded(provider: str, model_id: str, latency_ms: int) -> N
 async def latencies_get(model_ids: list[str]) -> dict[str, float | None]:
     """Recent p50 latency per model, refreshed from Redis every few seconds."""
     global _latency_loaded_at
-    if time.monotonic() - _latency_loaded_at < LATENCY_REFRESH_S and all(m in _latency_cache for m in model_ids):
+    if time.monotonic() - _latency_loaded_at < LATENCY_REFRESH_S and all(
+        m in _latency_cache for m in model_ids
+    ):
         return _latency_cache
     redis = get_redis()
     if redis is None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-MONEY = {"max_digits": 20, "decimal_places": 10}
+MONEY: dict[str, Any] = {"max_digits": 20, "decimal_places": 10}
 
 
 class Comparison(models.Model):
@@ -22,6 +24,9 @@ class Comparison(models.Model):
     class Meta:
         indexes = [models.Index(fields=["user", "-created_at"], name="comparison_user_created")]
 
+    def __str__(self) -> str:
+        return self.id
+
 
 class BatchJob(models.Model):
     id = models.CharField(primary_key=True, max_length=40)  # batch_…
@@ -34,6 +39,9 @@ class BatchJob(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["user", "-created_at"], name="batch_user_created")]
+
+    def __str__(self) -> str:
+        return self.id
 
 
 class BatchItem(models.Model):
@@ -52,6 +60,9 @@ class BatchItem(models.Model):
         ordering = ["batch", "index"]
         constraints = [models.UniqueConstraint(fields=["batch", "index"], name="batch_item_unique_index")]
 
+    def __str__(self) -> str:
+        return f"{self.batch_id}[{self.index}]"
+
 
 class GatewayRequest(models.Model):
     class Status(models.TextChoices):
@@ -59,14 +70,20 @@ class GatewayRequest(models.Model):
         ERROR = "error"
 
     id = models.CharField(primary_key=True, max_length=40)  # req_…
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="gateway_requests")
-    api_key = models.ForeignKey("accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="gateway_requests"
+    )
+    api_key = models.ForeignKey(
+        "accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     client_request_id = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
 
     requested_model = models.CharField(max_length=128, blank=True)
-    model = models.CharField(max_length=128, blank=True, help_text="The model that answered (or was last tried).")
+    model = models.CharField(
+        max_length=128, blank=True, help_text="The model that answered (or was last tried)."
+    )
     provider = models.CharField(max_length=32, blank=True)
     catalog_model = models.ForeignKey(
         "providers.Model", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -96,7 +113,9 @@ class GatewayRequest(models.Model):
     output_cost_usd = models.DecimalField(**MONEY, default=0)
     total_cost_usd = models.DecimalField(**MONEY, default=0)
     estimated_cost_usd = models.DecimalField(**MONEY, default=0)
-    cache_savings_usd = models.DecimalField(**MONEY, default=0, help_text="For cache hits: what the original paid.")
+    cache_savings_usd = models.DecimalField(
+        **MONEY, default=0, help_text="For cache hits: what the original paid."
+    )
 
     latency_ms = models.PositiveIntegerField(default=0)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.SUCCESS)
@@ -112,7 +131,9 @@ class GatewayRequest(models.Model):
     comparison = models.ForeignKey(
         Comparison, null=True, blank=True, on_delete=models.SET_NULL, related_name="requests"
     )
-    batch = models.ForeignKey(BatchJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="requests")
+    batch = models.ForeignKey(
+        BatchJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="requests"
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -143,3 +164,6 @@ class Attempt(models.Model):
     class Meta:
         ordering = ["request", "index"]
         constraints = [models.UniqueConstraint(fields=["request", "index"], name="attempt_unique_index")]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} #{self.index} {self.model}: {self.status}"

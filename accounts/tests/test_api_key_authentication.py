@@ -24,13 +24,13 @@ def test_it_stores_only_the_hash_and_a_display_prefix(alice):
     assert raw.startswith("amr_") and len(raw) == 44
     stored = ApiKey.objects.get(pk=key.pk)
     assert stored.key_hash == api_key_hash(raw)
-    assert raw not in {getattr(stored, f.attname) for f in ApiKey._meta.fields if isinstance(getattr(stored, f.attname), str)}
+    assert raw not in {
+        getattr(stored, f.attname) for f in ApiKey._meta.fields if isinstance(getattr(stored, f.attname), str)
+    }
     assert stored.prefix == raw[:12]
 
 
-@pytest.mark.parametrize(
-    "header", [("HTTP_X_API_KEY", "{key}"), ("HTTP_AUTHORIZATION", "Bearer {key}")]
-)
+@pytest.mark.parametrize("header", [("HTTP_X_API_KEY", "{key}"), ("HTTP_AUTHORIZATION", "Bearer {key}")])
 def test_it_accepts_the_key_in_each_supported_header(alice_key, catalog, header):
     client = APIClient()
     response = client.get("/v1/models", **{header[0]: header[1].format(key=alice_key)})

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from config.env import env_bool, env_float, env_int, env_list, env_optional_bool, env_str
+from config.env import env_bool, env_float, env_int, env_list, env_optional_bool, env_optional_int, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -88,7 +88,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": BASE_DIR / "db.sqlite3",
+            "NAME": str(BASE_DIR / "db.sqlite3"),
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
         }
     }
@@ -193,8 +193,8 @@ ROUTER_CACHE_TTL_S = env_int("ROUTER_CACHE_TTL_S", 3600, minimum=0)
 ROUTER_COMPARE_TIMEOUT_S = env_float("ROUTER_COMPARE_TIMEOUT_S", 120.0, minimum=1)
 ROUTER_BATCH_WAIT_S = env_float("ROUTER_BATCH_WAIT_S", 120.0, minimum=0)
 ROUTER_MAX_BODY_BYTES = DATA_UPLOAD_MAX_MEMORY_SIZE
-ROUTER_RATE_LIMIT_RPM = env_int("ROUTER_RATE_LIMIT_RPM", None, minimum=1)
-ROUTER_LOG_RETENTION_DAYS = env_int("ROUTER_LOG_RETENTION_DAYS", None, minimum=1)
+ROUTER_RATE_LIMIT_RPM = env_optional_int("ROUTER_RATE_LIMIT_RPM", minimum=1)
+ROUTER_LOG_RETENTION_DAYS = env_optional_int("ROUTER_LOG_RETENTION_DAYS", minimum=1)
 ROUTER_DEMO = env_optional_bool("ROUTER_DEMO")
 ROUTER_DEADLINE_S = env_float("ROUTER_DEADLINE_S", 120.0, minimum=1)
 ROUTER_RETRY_BASE_S = env_float("ROUTER_RETRY_BASE_S", 0.25, minimum=0)

@@ -5,7 +5,7 @@ import os
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/router")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 
-from config.settings.base import *  # noqa: E402, F403
+from config.settings.base import *  # noqa: F403
 
 APP_ENV = "test"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -13,4 +13,4 @@ ROUTER_RETRY_BASE_S = 0.01
 ROUTER_RETRY_MAX_S = 0.05
 ROUTER_KEY_CACHE_S = 0.0
 ROUTER_CATALOG_TTL_S = 0.0
-LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+LOGGING["root"]["level"] = "WARNING"  # type: ignore[index]  # noqa: F405

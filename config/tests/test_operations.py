@@ -55,10 +55,17 @@ def test_production_settings_pass_check_deploy(tmp_path):
     import subprocess
     import sys
 
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.production", "SECRET_KEY": "k3y-" + "aB9xQ7zLm2" * 6,
-           "ALLOWED_HOSTS": "router.example.com"}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "SECRET_KEY": "k3y-" + "aB9xQ7zLm2" * 6,
+        "ALLOWED_HOSTS": "router.example.com",
+    }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr

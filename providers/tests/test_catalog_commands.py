@@ -25,7 +25,10 @@ def test_seed_catalog_creates_the_fourteen_models_with_prices():
     assert sonnet.max_output_tokens == 64000
     price = price_in_force(sonnet)
     assert (price.input_per_1m, price.cached_input_per_1m, price.output_per_1m) == (
-        Decimal("3.00"), Decimal("0.30"), Decimal("15.00"))
+        Decimal("3.00"),
+        Decimal("0.30"),
+        Decimal("15.00"),
+    )
 
 
 def test_seed_catalog_twice_leaves_one_copy_of_everything():
@@ -39,8 +42,9 @@ def test_seed_catalog_twice_leaves_one_copy_of_everything():
 def test_seed_catalog_never_overwrites_an_admin_edit():
     call_command("seed_catalog")
     mini = Model.objects.get(model_id="gpt-4o-mini")
-    model_price_set(model=mini, input_per_1m=Decimal("0.20"), output_per_1m=Decimal("0.80"),
-                    cached_input_per_1m=None)
+    model_price_set(
+        model=mini, input_per_1m=Decimal("0.20"), output_per_1m=Decimal("0.80"), cached_input_per_1m=None
+    )
     Model.objects.filter(pk=mini.pk).update(display_name="Mini (edited)", active=False)
     call_command("seed_catalog")
     mini.refresh_from_db()
@@ -52,8 +56,12 @@ def test_a_price_change_adds_a_row_and_leaves_the_earlier_one_untouched():
     call_command("seed_catalog")
     mini = Model.objects.get(model_id="gpt-4o-mini")
     first = price_in_force(mini)
-    new = model_price_set(model=mini, input_per_1m=Decimal("0.30"), output_per_1m=Decimal("1.20"),
-                          cached_input_per_1m=Decimal("0.15"))
+    new = model_price_set(
+        model=mini,
+        input_per_1m=Decimal("0.30"),
+        output_per_1m=Decimal("1.20"),
+        cached_input_per_1m=Decimal("0.15"),
+    )
     first_after = ModelPrice.objects.get(pk=first.pk)
     assert (first_after.input_per_1m, first_after.output_per_1m) == (Decimal("0.15"), Decimal("0.60"))
     assert price_in_force(mini).pk == new.pk
@@ -63,8 +71,15 @@ def test_a_price_change_adds_a_row_and_leaves_the_earlier_one_untouched():
 def test_setting_the_same_price_again_adds_nothing():
     call_command("seed_catalog")
     mini = Model.objects.get(model_id="gpt-4o-mini")
-    assert model_price_set(model=mini, input_per_1m=Decimal("0.15"), output_per_1m=Decimal("0.60"),
-                           cached_input_per_1m=Decimal("0.075")) is None
+    assert (
+        model_price_set(
+            model=mini,
+            input_per_1m=Decimal("0.15"),
+            output_per_1m=Decimal("0.60"),
+            cached_input_per_1m=Decimal("0.075"),
+        )
+        is None
+    )
     assert mini.prices.count() == 1
 
 

@@ -48,7 +48,9 @@ def completion_input(request: HttpRequest) -> CompletionInput:
 
         from config.api_errors import api_error_from_exception
 
-        raise api_error_from_exception(ValidationError(serializer.errors)) or InvalidRequest("Invalid request")
+        raise api_error_from_exception(ValidationError(serializer.errors)) or InvalidRequest(
+            "Invalid request"
+        )
     return serializer.to_input(
         cache_control=request.headers.get("Cache-Control", ""),
         client_request_id=request.headers.get("X-Client-Request-Id", ""),
@@ -63,7 +65,9 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
         principal = await aprincipal_for_key(key_from_headers(request))
         await rate_limit_check(principal)
         inp = completion_input(request)
-        caller = Caller(user_id=principal.user_id, api_key_id=principal.key_id, cache_group=principal.cache_group)
+        caller = Caller(
+            user_id=principal.user_id, api_key_id=principal.key_id, cache_group=principal.cache_group
+        )
         if inp.stream:
             opened = await completion_stream_open(caller=caller, inp=inp, request_id=request_id)
             response: HttpResponseBase = StreamingHttpResponse(opened.body, content_type="text/event-stream")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -18,11 +20,11 @@ class ModelListApi(APIView):
         created = serializers.SerializerMethodField()
         owned_by = serializers.CharField(source="provider.name")
 
-        def get_object(self, obj: object) -> str:
+        def get_object(self, obj: Any) -> str:
             return "model"
 
-        def get_created(self, obj: object) -> int:
-            return int(obj.created_at.timestamp())  # type: ignore[attr-defined]
+        def get_created(self, obj: Any) -> int:
+            return int(obj.created_at.timestamp())
 
     @extend_schema(
         responses=inline_serializer(

@@ -25,8 +25,15 @@ class MessageSerializer(serializers.Serializer):
             return value
         if isinstance(value, list):
             for part in value:
-                if not isinstance(part, dict) or part.get("type") not in ("text", "image_url", "input_audio", "file"):
-                    raise serializers.ValidationError("content parts must be objects with type text or image_url")
+                if not isinstance(part, dict) or part.get("type") not in (
+                    "text",
+                    "image_url",
+                    "input_audio",
+                    "file",
+                ):
+                    raise serializers.ValidationError(
+                        "content parts must be objects with type text or image_url"
+                    )
                 if part["type"] == "text" and not isinstance(part.get("text"), str):
                     raise serializers.ValidationError("a text part needs a string 'text'")
                 if part["type"] == "image_url" and not isinstance(part.get("image_url"), dict | str):
@@ -53,7 +60,7 @@ class StrictBooleanField(serializers.BooleanField):
 
 
 class CompletionInputSerializer(serializers.Serializer):
-    messages = MessageSerializer(many=True, allow_empty=False, max_length=10_000)
+    messages = MessageSerializer(many=True, allow_empty=False, max_length=10_000)  # type: ignore[call-arg]
     model = serializers.CharField(required=False, max_length=200)
     mode = serializers.ChoiceField(choices=engine.MODES, default=engine.MODE_MANUAL)
     models = serializers.ListField(
@@ -62,7 +69,9 @@ class CompletionInputSerializer(serializers.Serializer):
     provider_filter = serializers.ListField(
         child=serializers.ChoiceField(choices=PROVIDERS), required=False, allow_empty=False
     )
-    fallbacks = serializers.ListField(child=serializers.CharField(max_length=200), default=list, max_length=10)
+    fallbacks = serializers.ListField(
+        child=serializers.CharField(max_length=200), default=list, max_length=10
+    )
     max_cost = serializers.DecimalField(max_digits=20, decimal_places=10, min_value=0, required=False)
     expected_output_tokens = serializers.IntegerField(
         min_value=1, max_value=2_000_000, default=engine.DEFAULT_EXPECTED_OUTPUT_TOKENS
@@ -70,12 +79,16 @@ class CompletionInputSerializer(serializers.Serializer):
     temperature = serializers.FloatField(min_value=0, max_value=2, required=False, allow_null=True)
     top_p = serializers.FloatField(min_value=0, max_value=1, required=False, allow_null=True)
     max_tokens = serializers.IntegerField(min_value=1, max_value=2_000_000, required=False, allow_null=True)
-    max_completion_tokens = serializers.IntegerField(min_value=1, max_value=2_000_000, required=False, allow_null=True)
+    max_completion_tokens = serializers.IntegerField(
+        min_value=1, max_value=2_000_000, required=False, allow_null=True
+    )
     stop = serializers.JSONField(required=False, allow_null=True)
     seed = serializers.IntegerField(required=False, allow_null=True)
     user = serializers.CharField(required=False, max_length=256, allow_null=True)
     n = serializers.IntegerField(required=False, min_value=1, max_value=1, allow_null=True)
-    tools = serializers.ListField(child=serializers.DictField(), required=False, allow_null=True, max_length=128)
+    tools = serializers.ListField(
+        child=serializers.DictField(), required=False, allow_null=True, max_length=128
+    )
     tool_choice = serializers.JSONField(required=False, allow_null=True)
     response_format = serializers.DictField(required=False, allow_null=True)
     stream = StrictBooleanField(default=False)
@@ -96,13 +109,19 @@ class CompletionInputSerializer(serializers.Serializer):
         for tool in value or []:
             function = tool.get("function")
             if tool.get("type") != "function" or not isinstance(function, dict) or not function.get("name"):
-                raise serializers.ValidationError("each tool is {'type': 'function', 'function': {'name': …}}")
+                raise serializers.ValidationError(
+                    "each tool is {'type': 'function', 'function': {'name': …}}"
+                )
         return value or None
 
     def validate_tool_choice(self, value: Any) -> Any:
         if value is None or value in ("none", "auto", "required"):
             return value
-        if isinstance(value, dict) and value.get("type") == "function" and isinstance(value.get("function"), dict):
+        if (
+            isinstance(value, dict)
+            and value.get("type") == "function"
+            and isinstance(value.get("function"), dict)
+        ):
             return value
         raise serializers.ValidationError("tool_choice must be none, auto, required or a function choice")
 

@@ -17,8 +17,14 @@ ROOT = Path(__file__).resolve().parents[2]
 class LiveGateway:
     """`uvicorn config.asgi:application` against the test database, every provider pointed at the fake."""
 
-    def __init__(self, *, database_url: str, upstream: FakeUpstreamProcess, workers: int = 1,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        upstream: FakeUpstreamProcess,
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
@@ -38,9 +44,23 @@ class LiveGateway:
 
     def start(self) -> LiveGateway:
         command = [
-            sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
-            "--port", str(self.port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
-            "--log-level", "warning", "--workers", str(self.workers),
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "config.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--workers",
+            str(self.workers),
         ]
         self.process = subprocess.Popen(command, cwd=ROOT, env=self.env)
         deadline = time.monotonic() + 30
@@ -48,7 +68,7 @@ class LiveGateway:
             if self.process.poll() is not None:
                 raise RuntimeError("the gateway exited at start-up")
             try:
-                with urllib.request.urlopen(self.url + "/health", timeout=1) as response:  # noqa: S310
+                with urllib.request.urlopen(self.url + "/health", timeout=1) as response:
                     if response.status == 200:
                         return self
             except OSError:

@@ -22,7 +22,9 @@ class Command(BaseCommand):
         catalog_seed()
         demo = user_get_or_create(username="demo")
         _, raw = api_key_issue(user=demo, name="make run")
-        admin, _ = User.objects.get_or_create(username="admin", defaults={"is_staff": True, "is_superuser": True})
+        admin, _ = User.objects.get_or_create(
+            username="admin", defaults={"is_staff": True, "is_superuser": True}
+        )
         password = secrets.token_urlsafe(12)
         admin.is_staff = admin.is_superuser = True
         admin.set_password(password)
