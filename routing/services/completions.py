@@ -651,16 +651,23 @@ def _cache_entry(model: CatalogModel, result: ChatResult, charge: Charge, reques
     }
 
 
+def _cache_key_for(run: CompletionRun, model_id: str) -> str:
+    scope = cache_scope(user_id=run.caller.user_id, cache_group=run.caller.cache_group)
+    return cache_key(scope=scope, model_id=model_id, params=run.inp.cache_params())
+
+
+async def _cache_store(run: CompletionRun, model: CatalogModel, result: ChatResult, charge: Charge) -> None:
+    """Stored under the model that answered: a fallback's answer must not serve asks for the first choice."""
+    if run.inp.cache_write and run.cache_key:
+        entry = _cache_entry(model, result, charge, run.request_id)
+        await cache_put(_cache_key_for(run, model.model_id), entry)
+
+
 async def _cache_lookup(run: CompletionRun) -> dict[str, Any] | None:
     """The key is taken after the model is chosen, so optimized modes share entries with manual ones."""
     if not run.plan.ranked:
         return None
-    first = run.plan.ranked[0].candidate.model_id
-    run.cache_key = cache_key(
-        scope=cache_scope(user_id=run.caller.user_id, cache_group=run.caller.cache_group),
-        model_id=first,
-        params=run.inp.cache_params(),
-    )
+    run.cache_key = _cache_key_for(run, run.plan.ranked[0].candidate.model_id)
     if not run.inp.cache_read:
         run.cache_status = "bypass"
         return None
@@ -732,8 +739,8 @@ async def completion_create(*, caller: Caller, inp: CompletionInput, request_id:
                 Outcome(status="success", http_status=200, model=model, charge=charge,
                         content=outcome.content or "", finish_reason=outcome.finish_reason),
             )
-            if run.inp.cache_write and run.cache_key and outcome.finish_reason != "content_filter":
-                await cache_put(run.cache_key, _cache_entry(model, outcome, charge, run.request_id))
+            if outcome.finish_reason != "content_filter":
+                await _cache_store(run, model, outcome, charge)
             body = _body(run, model, content=outcome.content, tool_calls=outcome.tool_calls,
                          finish_reason=outcome.finish_reason, charge=charge, cached=False)
             return CompletionResponse(body=body, headers=_headers(run, model, charge.cost.total))
@@ -925,18 +932,19 @@ async def _relay(
         yield SSE_DONE
         return
     await health.provider_succeeded(state.model.provider, state.model.model_id, run.attempts[-1].latency_ms)
-    if run.inp.include_usage:
-        assert outcome.charge is not None
-        yield state.usage_chunk(outcome.charge)
-    yield SSE_DONE
-    if run.inp.cache_write and run.cache_key and state.finish_reason and outcome.charge is not None:
+    # Stored before the final chunks, like the row: a client that saw [DONE] and asks again gets the hit.
+    if state.finish_reason and state.finish_reason != "content_filter" and outcome.charge is not None:
         result = ChatResult(
             content=outcome.content,
             finish_reason=state.finish_reason,
             usage=outcome.charge.usage,
             tool_calls=list(state.tool_calls.values()) or None,
         )
-        await cache_put(run.cache_key, _cache_entry(state.model, result, outcome.charge, run.request_id))
+        await _cache_store(run, state.model, result, outcome.charge)
+    if run.inp.include_usage:
+        assert outcome.charge is not None
+        yield state.usage_chunk(outcome.charge)
+    yield SSE_DONE
 
 
 async def _replay(run: CompletionRun, model: CatalogModel, result: ChatResult, charge: Charge) -> AsyncIterator[bytes]:
