@@ -15,8 +15,17 @@ from routing.redis_client import REDIS_ERRORS, get_redis
 logger = logging.getLogger(__name__)
 
 # What changes the answer: anything else (stream, user, our router fields) does not.
-KEY_FIELDS = ("messages", "temperature", "top_p", "max_tokens", "stop", "tools", "tool_choice",
-              "response_format", "seed")
+KEY_FIELDS = (
+    "messages",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "stop",
+    "tools",
+    "tool_choice",
+    "response_format",
+    "seed",
+)
 
 
 @dataclass(frozen=True, slots=True)

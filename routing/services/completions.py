@@ -108,7 +108,9 @@ class CompletionInput:
         return False
 
     def uses_json(self) -> bool:
-        return bool(self.response_format and self.response_format.get("type") in ("json_object", "json_schema"))
+        return bool(
+            self.response_format and self.response_format.get("type") in ("json_object", "json_schema")
+        )
 
 
 @dataclass(slots=True)
@@ -210,7 +212,9 @@ async def db(fn: Any, *args: Any, **kwargs: Any) -> Any:
 # --------------------------------------------------------------------------------------------- planning
 
 
-def _candidates(catalog: Catalog, cooldowns: set[str], latencies: dict[str, float | None]) -> list[engine.Candidate]:
+def _candidates(
+    catalog: Catalog, cooldowns: set[str], latencies: dict[str, float | None]
+) -> list[engine.Candidate]:
     return [
         engine.Candidate(
             model_id=m.model_id,
@@ -314,7 +318,11 @@ async def _reserve(run: CompletionRun, model: CatalogModel, *, first: bool) -> N
     key = f"{run.inp.idempotency_key}:{model.model_id}" if run.inp.idempotency_key else None
     try:
         reservation = await db(
-            budget_reserve, user_id=run.caller.user_id, amount=amount, request_id=run.request_id, idempotency_key=key
+            budget_reserve,
+            user_id=run.caller.user_id,
+            amount=amount,
+            request_id=run.request_id,
+            idempotency_key=key,
         )
     except BudgetExceeded:
         if not (first and run.inp.budget_policy == "fit"):
@@ -331,7 +339,11 @@ async def _reserve(run: CompletionRun, model: CatalogModel, *, first: bool) -> N
         run.budget_fitted = True
         amount = _worst_case(run, model, run.max_tokens_override)
         reservation = await db(
-            budget_reserve, user_id=run.caller.user_id, amount=amount, request_id=run.request_id, idempotency_key=key
+            budget_reserve,
+            user_id=run.caller.user_id,
+            amount=amount,
+            request_id=run.request_id,
+            idempotency_key=key,
         )
     run.reservations[model.model_id] = reservation.pk
 
@@ -367,7 +379,9 @@ async def _wait_before_retry(run: CompletionRun, error: ProviderError, retry_num
     return True
 
 
-def _record_attempt(run: CompletionRun, model: CatalogModel, started: float, error: ProviderError | None) -> None:
+def _record_attempt(
+    run: CompletionRun, model: CatalogModel, started: float, error: ProviderError | None
+) -> None:
     latency = int((time.monotonic() - started) * 1000)
     if error is None:
         run.attempts.append(AttemptRecord(model.model_id, model.provider, "success", latency, 200))
@@ -413,12 +427,12 @@ def _final_error(run: CompletionRun, error: ProviderError) -> ApiError:
     attempts = [a.as_json() for a in run.attempts]
     if not error.retryable and error.status in (400, 413, 422):
         return InvalidRequest(
-            f"The provider rejected the request: {error}", code="upstream_bad_request", extra={"attempts": attempts}
+            f"The provider rejected the request: {error}",
+            code="upstream_bad_request",
+            extra={"attempts": attempts},
         )
     if error.kind == "timeout":
-        return UpstreamTimeout(
-            "The provider did not answer within the timeout", extra={"attempts": attempts}
-        )
+        return UpstreamTimeout("The provider did not answer within the timeout", extra={"attempts": attempts})
     return UpstreamError(
         f"All {len(attempts)} attempt(s) failed; last: {error}", extra={"attempts": attempts}
     )
@@ -483,7 +497,9 @@ def _prompt_text(messages: list[dict[str, Any]]) -> str:
             if isinstance(content, str):
                 return content
             if isinstance(content, list):
-                return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+                return " ".join(
+                    p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
+                )
     return ""
 
 
@@ -588,7 +604,9 @@ def _headers(run: CompletionRun, model: CatalogModel, cost: Decimal | None) -> d
     if cost is not None:
         headers["X-Router-Cost-Usd"] = dumps(cost).decode()
     if model.deprecation_date is not None and model.deprecation_date <= run.created_at.date():
-        headers["Deprecation"] = f"@{int(datetime.combine(model.deprecation_date, datetime.min.time()).timestamp())}"
+        headers["Deprecation"] = (
+            f"@{int(datetime.combine(model.deprecation_date, datetime.min.time()).timestamp())}"
+        )
     return headers
 
 
@@ -644,8 +662,12 @@ def _cache_entry(model: CatalogModel, result: ChatResult, charge: Charge, reques
         "content": result.content,
         "tool_calls": result.tool_calls,
         "finish_reason": result.finish_reason,
-        "usage": [result.usage.prompt_tokens, result.usage.completion_tokens, result.usage.cached_tokens,
-                  result.usage.reasoning_tokens],
+        "usage": [
+            result.usage.prompt_tokens,
+            result.usage.completion_tokens,
+            result.usage.cached_tokens,
+            result.usage.reasoning_tokens,
+        ],
         "original_cost_usd": str(charge.cost.total),
         "original_request_id": request_id,
     }
@@ -686,7 +708,9 @@ def _cached_result(entry: dict[str, Any]) -> ChatResult:
     )
 
 
-async def _serve_cache_hit(run: CompletionRun, entry: dict[str, Any]) -> tuple[CatalogModel, ChatResult, Charge]:
+async def _serve_cache_hit(
+    run: CompletionRun, entry: dict[str, Any]
+) -> tuple[CatalogModel, ChatResult, Charge]:
     """A hit costs nothing and reserves nothing, but is logged, with the money it saved."""
     model = run.model(entry["model"])
     result = _cached_result(entry)
@@ -714,8 +738,15 @@ async def completion_create(*, caller: Caller, inp: CompletionInput, request_id:
     entry = await _cache_lookup(run)
     if entry is not None:
         model, result, charge = await _serve_cache_hit(run, entry)
-        body = _body(run, model, content=result.content, tool_calls=result.tool_calls,
-                     finish_reason=result.finish_reason, charge=charge, cached=True)
+        body = _body(
+            run,
+            model,
+            content=result.content,
+            tool_calls=result.tool_calls,
+            finish_reason=result.finish_reason,
+            charge=charge,
+            cached=True,
+        )
         return CompletionResponse(body=body, headers=_headers(run, model, ZERO))
 
     error: ProviderError | None = None
@@ -736,13 +767,26 @@ async def completion_create(*, caller: Caller, inp: CompletionInput, request_id:
             charge = _charge(run, model, outcome.usage)
             await _log(
                 run,
-                Outcome(status="success", http_status=200, model=model, charge=charge,
-                        content=outcome.content or "", finish_reason=outcome.finish_reason),
+                Outcome(
+                    status="success",
+                    http_status=200,
+                    model=model,
+                    charge=charge,
+                    content=outcome.content or "",
+                    finish_reason=outcome.finish_reason,
+                ),
             )
             if outcome.finish_reason != "content_filter":
                 await _cache_store(run, model, outcome, charge)
-            body = _body(run, model, content=outcome.content, tool_calls=outcome.tool_calls,
-                         finish_reason=outcome.finish_reason, charge=charge, cached=False)
+            body = _body(
+                run,
+                model,
+                content=outcome.content,
+                tool_calls=outcome.tool_calls,
+                finish_reason=outcome.finish_reason,
+                charge=charge,
+                cached=False,
+            )
             return CompletionResponse(body=body, headers=_headers(run, model, charge.cost.total))
         error = outcome
         if not error.retryable:
@@ -798,8 +842,8 @@ class _StreamState:
         if delta.tool_calls:
             for call in delta.tool_calls:
                 slot = self.tool_calls.setdefault(
-                    call.get("index", 0), {"id": call.get("id"), "type": "function",
-                                           "function": {"name": "", "arguments": ""}}
+                    call.get("index", 0),
+                    {"id": call.get("id"), "type": "function", "function": {"name": "", "arguments": ""}},
                 )
                 function = call.get("function") or {}
                 slot["function"]["name"] += function.get("name") or ""
@@ -865,7 +909,9 @@ async def _open_model_stream(
         except TimeoutError:
             error = _timeout_error(model)
         except StopAsyncIteration:
-            error = ProviderError("the provider closed the stream without an answer", kind="protocol", retryable=True)
+            error = ProviderError(
+                "the provider closed the stream without an answer", kind="protocol", retryable=True
+            )
         except ProviderError as exc:
             error = exc
         else:
@@ -886,7 +932,7 @@ async def _close(upstream: AsyncIterator[StreamDelta]) -> None:
     if closer is not None:
         try:
             await closer()
-        except Exception:  # noqa: BLE001 - closing a broken stream must not mask the real outcome
+        except Exception:  # closing a broken stream must not mask the real outcome
             logger.debug("closing upstream stream failed", exc_info=True)
 
 
@@ -919,7 +965,9 @@ async def _relay(
         run.attempts[-1].error = message
     except BaseException:
         # The client went away (cancellation) or the server is shutting down: charge what was generated.
-        disconnected = ApiError("The client disconnected before the stream ended", status=499, code="client_disconnected")
+        disconnected = ApiError(
+            "The client disconnected before the stream ended", status=499, code="client_disconnected"
+        )
         _log_in_background(run, state.outcome(disconnected))
         await _close(upstream)
         raise
@@ -947,7 +995,9 @@ async def _relay(
     yield SSE_DONE
 
 
-async def _replay(run: CompletionRun, model: CatalogModel, result: ChatResult, charge: Charge) -> AsyncIterator[bytes]:
+async def _replay(
+    run: CompletionRun, model: CatalogModel, result: ChatResult, charge: Charge
+) -> AsyncIterator[bytes]:
     state = _StreamState(run, model)
     yield state.chunk({"role": "assistant", "content": ""})
     if result.content:
