@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -20,10 +20,13 @@ from budgets.models import Budget, Reservation
 from config.api_errors import BudgetExceeded, InvalidRequest
 
 ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True, slots=True)
 class BudgetState:
+    user_id: int
     spent: Decimal
     reserved: Decimal
     limit: Decimal | None  # the effective limit: the lower of the user's own and the admin's
@@ -34,9 +37,23 @@ class BudgetState:
 
     @property
     def remaining(self) -> Decimal | None:
+        """What new requests may still reserve: the limit less spending and holds in flight."""
         if self.limit is None:
             return None
         return max(self.limit - self.spent - self.reserved, ZERO)
+
+    @property
+    def used_percentage(self) -> Decimal | None:
+        """Settled spending as a share of the limit, two decimals; a zero limit counts as fully used."""
+        if self.limit is None:
+            return None
+        if self.limit == ZERO:
+            return HUNDRED
+        return (self.spent * HUNDRED / self.limit).quantize(CENT, rounding=ROUND_HALF_UP)
+
+    @property
+    def resets_at(self) -> datetime | None:
+        return next_month_start(self.period_start) if self.period == Budget.Period.MONTHLY else None
 
 
 def effective_limit(own: Decimal | None, admin: Decimal | None) -> Decimal | None:
@@ -55,6 +72,7 @@ def next_month_start(moment: datetime) -> datetime:
 
 def _state(budget: Budget) -> BudgetState:
     return BudgetState(
+        user_id=budget.user_id,
         spent=budget.spent_usd,
         reserved=budget.reserved_usd,
         limit=effective_limit(budget.own_limit_usd, budget.admin_limit_usd),
@@ -90,12 +108,16 @@ def budget_state(*, user_id: int) -> BudgetState:
     return _state(budget_get_or_create(user_id=user_id))
 
 
+def _usd(value: Decimal) -> str:
+    return "0" if value.is_zero() else f"{value.normalize():f}"
+
+
 def _refusal(state: BudgetState, amount: Decimal) -> BudgetExceeded:
     remaining = state.remaining if state.remaining is not None else ZERO
     exceed = amount - remaining
     return BudgetExceeded(
-        f"Budget exceeded: this request may cost up to ${amount.normalize():f}, "
-        f"${remaining.normalize():f} of ${state.limit.normalize() if state.limit is not None else 0:f} remains",
+        f"Budget exceeded: this request may cost up to ${_usd(amount)}, "
+        f"${_usd(remaining)} of ${_usd(state.limit or ZERO)} remains",
         extra={
             "reason": "limit_would_be_exceeded",
             "total_spent_usd": state.spent,
@@ -110,30 +132,59 @@ def _refusal(state: BudgetState, amount: Decimal) -> BudgetExceeded:
 def budget_reserve(
     *, user_id: int, amount: Decimal, request_id: str = "", idempotency_key: str | None = None
 ) -> Reservation:
-    """Holds `amount` against the remaining budget, or raises BudgetExceeded (402) when it does not fit."""
+    """Holds `amount` against the remaining budget, or raises BudgetExceeded (402) when it does not fit.
+
+    With an idempotency key, a delivery that comes again gets the reservation already made for the key
+    (open or settled: one hold, one charge); one whose hold was released or expired is held anew.
+    """
     if amount < ZERO:
         raise ValueError("a reservation cannot be negative")
     budget = budget_get_or_create(user_id=user_id)
-    with transaction.atomic():
-        if idempotency_key:
-            existing = Reservation.objects.filter(idempotency_key=idempotency_key).first()
-            if existing is not None:
-                return existing
-        total_after = F("spent_usd") + F("reserved_usd") + amount
-        fits = (Q(own_limit_usd__isnull=True) | Q(own_limit_usd__gte=total_after)) & (
-            Q(admin_limit_usd__isnull=True) | Q(admin_limit_usd__gte=total_after)
+    try:
+        with transaction.atomic():
+            return _reserve(budget, amount=amount, request_id=request_id, idempotency_key=idempotency_key)
+    except IntegrityError:
+        # Two deliveries under one key raced past the lookup; the unique key let one in, and its hold stands.
+        existing = (
+            Reservation.objects.filter(idempotency_key=idempotency_key).first() if idempotency_key else None
         )
-        updated = Budget.objects.filter(pk=budget.pk).filter(fits).update(reserved_usd=F("reserved_usd") + amount)
-        if not updated:
-            budget.refresh_from_db()
-            raise _refusal(_state(budget), amount)
-        return Reservation.objects.create(
-            user_id=user_id,
+        if existing is None:
+            raise
+        return existing
+
+
+def _reserve(budget: Budget, *, amount: Decimal, request_id: str, idempotency_key: str | None) -> Reservation:
+    existing = None
+    if idempotency_key:
+        existing = Reservation.objects.select_for_update().filter(idempotency_key=idempotency_key).first()
+        if existing is not None and existing.status in (Reservation.Status.OPEN, Reservation.Status.SETTLED):
+            return existing
+    total_after = F("spent_usd") + F("reserved_usd") + amount
+    fits = (Q(own_limit_usd__isnull=True) | Q(own_limit_usd__gte=total_after)) & (
+        Q(admin_limit_usd__isnull=True) | Q(admin_limit_usd__gte=total_after)
+    )
+    if not Budget.objects.filter(pk=budget.pk).filter(fits).update(reserved_usd=F("reserved_usd") + amount):
+        budget.refresh_from_db()
+        raise _refusal(_state(budget), amount)
+    expires_at = timezone.now() + timedelta(seconds=settings.ROUTER_RESERVATION_TTL_S)
+    if existing is not None:
+        Reservation.objects.filter(pk=existing.pk).update(
+            status=Reservation.Status.OPEN,
             amount_usd=amount,
+            settled_usd=None,
             request_id=request_id,
-            idempotency_key=idempotency_key,
-            expires_at=timezone.now() + timedelta(seconds=settings.ROUTER_RESERVATION_TTL_S),
+            expires_at=expires_at,
+            closed_at=None,
         )
+        existing.refresh_from_db()
+        return existing
+    return Reservation.objects.create(
+        user_id=budget.user_id,
+        amount_usd=amount,
+        request_id=request_id,
+        idempotency_key=idempotency_key,
+        expires_at=expires_at,
+    )
 
 
 def budget_settle(*, reservation_id: int, actual_cost: Decimal) -> None:
@@ -176,20 +227,24 @@ def budget_charge(*, user_id: int, amount: Decimal) -> None:
 
 
 def reservations_expire(*, now: datetime | None = None) -> int:
-    """Releases reservations left open past their expiry (their process died). Returns how many."""
+    """Releases reservations left open past their expiry (their process died). Returns how many.
+
+    Each one locks the budget row before the reservation: a request settling several reservations holds
+    the budget while it takes the next reservation, so the opposite order could deadlock against it.
+    """
     moment = now or timezone.now()
     released = 0
-    for reservation_id in Reservation.objects.filter(
-        status=Reservation.Status.OPEN, expires_at__lt=moment
-    ).values_list("pk", flat=True):
+    overdue = Reservation.objects.filter(status=Reservation.Status.OPEN, expires_at__lt=moment)
+    for reservation_id, user_id in overdue.values_list("pk", "user_id"):
         with transaction.atomic():
+            Budget.objects.select_for_update().filter(user_id=user_id).first()
             reservation = Reservation.objects.select_for_update().get(pk=reservation_id)
-            if reservation.status != Reservation.Status.OPEN:
-                continue
+            if reservation.status != Reservation.Status.OPEN or reservation.expires_at >= moment:
+                continue  # settled, released or held anew since the listing
             Reservation.objects.filter(pk=reservation_id).update(
                 status=Reservation.Status.EXPIRED, settled_usd=ZERO, closed_at=moment
             )
-            Budget.objects.filter(user_id=reservation.user_id).update(
+            Budget.objects.filter(user_id=user_id).update(
                 reserved_usd=F("reserved_usd") - reservation.amount_usd
             )
             released += 1
@@ -201,13 +256,18 @@ def budget_limit_set(*, user_id: int, limit_usd: Decimal | None) -> BudgetState:
     if limit_usd is not None and limit_usd < ZERO:
         raise InvalidRequest("limit_usd must be zero or more", param="limit_usd", code="invalid_value")
     budget = budget_get_or_create(user_id=user_id)
-    if limit_usd is not None and budget.admin_limit_usd is not None and limit_usd > budget.admin_limit_usd:
+    rows = Budget.objects.filter(pk=budget.pk)
+    if limit_usd is not None:
+        # Conditional, so an admin limit lowered a moment ago still wins.
+        rows = rows.filter(Q(admin_limit_usd__isnull=True) | Q(admin_limit_usd__gte=limit_usd))
+    if not rows.update(own_limit_usd=limit_usd):
+        budget.refresh_from_db()
+        admin_limit = budget.admin_limit_usd or ZERO
         raise InvalidRequest(
-            f"limit_usd cannot exceed the limit an administrator set (${budget.admin_limit_usd.normalize():f})",
+            f"limit_usd cannot exceed the limit an administrator set (${_usd(admin_limit)})",
             param="limit_usd",
             code="above_admin_limit",
         )
-    Budget.objects.filter(pk=budget.pk).update(own_limit_usd=limit_usd)
     budget.refresh_from_db()
     return _state(budget)
 
