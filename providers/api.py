@@ -1,0 +1,113 @@
+"""POST /v1/tokens/estimate: prompt tokens and cost of a request on one model, a list, or every active model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api_errors import InvalidRequest
+from providers.estimates import DEFAULT_EXPECTED_OUTPUT_TOKENS, ModelNotFound, estimate_list
+from providers.renderers import DecimalJSONRenderer
+
+ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+PART_TYPES = ("text", "image_url", "input_audio", "file")
+# Decimal out, rendered as an exact JSON number by DecimalJSONRenderer.
+MONEY: dict[str, Any] = {"max_digits": 30, "decimal_places": 10, "coerce_to_string": False}
+
+
+class MessageSerializer(serializers.Serializer):
+    """An OpenAI chat message, checked as /v1/chat/completions checks it."""
+
+    role = serializers.ChoiceField(choices=ROLES)
+    content = serializers.JSONField(required=False, allow_null=True)
+    name = serializers.CharField(required=False, max_length=256)
+    tool_calls = serializers.ListField(child=serializers.DictField(), required=False)
+    tool_call_id = serializers.CharField(required=False, max_length=256)
+
+    def validate_content(self, value: Any) -> Any:
+        if value is None or isinstance(value, str):
+            return value
+        if isinstance(value, list):
+            for part in value:
+                if not isinstance(part, dict) or part.get("type") not in PART_TYPES:
+                    raise serializers.ValidationError(
+                        "content parts must be objects with type text or image_url"
+                    )
+                if part["type"] == "text" and not isinstance(part.get("text"), str):
+                    raise serializers.ValidationError("a text part needs a string 'text'")
+                if part["type"] == "image_url" and not isinstance(part.get("image_url"), dict | str):
+                    raise serializers.ValidationError("an image_url part needs an 'image_url' object")
+            return value
+        raise serializers.ValidationError("content must be a string or a list of content parts")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        content = attrs.get("content")
+        if attrs["role"] != "assistant" and content is None:
+            raise serializers.ValidationError({"content": "content is required for this role"})
+        if attrs["role"] == "assistant" and content is None and not attrs.get("tool_calls"):
+            raise serializers.ValidationError({"content": "an assistant message needs content or tool_calls"})
+        return attrs
+
+
+class TokenEstimateApi(APIView):
+    renderer_classes = [DecimalJSONRenderer]
+
+    class InputSerializer(serializers.Serializer):
+        messages = MessageSerializer(many=True, allow_empty=False, max_length=10_000)  # type: ignore[call-arg]
+        model = serializers.CharField(required=False, max_length=200)
+        models = serializers.ListField(
+            child=serializers.CharField(max_length=200), required=False, allow_empty=False, max_length=100
+        )
+        expected_output_tokens = serializers.IntegerField(
+            min_value=1, max_value=2_000_000, default=DEFAULT_EXPECTED_OUTPUT_TOKENS
+        )
+        max_tokens = serializers.IntegerField(
+            min_value=1, max_value=2_000_000, required=False, allow_null=True
+        )
+        tools = serializers.ListField(
+            child=serializers.DictField(), required=False, allow_null=True, max_length=128
+        )
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            if "model" in attrs and "models" in attrs:
+                raise serializers.ValidationError({"models": "give either model or models, not both"})
+            return attrs
+
+    class OutputSerializer(serializers.Serializer):
+        class EstimateSerializer(serializers.Serializer):
+            model = serializers.CharField()
+            provider = serializers.CharField()
+            prompt_tokens = serializers.IntegerField()
+            expected_output_tokens = serializers.IntegerField()
+            input_cost_usd = serializers.DecimalField(**MONEY)
+            output_cost_usd = serializers.DecimalField(**MONEY)
+            total_cost_usd = serializers.DecimalField(**MONEY)
+            fits_context = serializers.BooleanField()
+            method = serializers.CharField(help_text='"tiktoken:<encoding>" (exact tokenizer) or "approx"')
+
+        estimates = EstimateSerializer(many=True)
+
+    @extend_schema(request=InputSerializer, responses=OutputSerializer, operation_id="tokens_estimate")
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            estimates = estimate_list(
+                # The raw messages, as sent: validated_data drops keys the serializer does not name.
+                messages=[dict(m) for m in serializer.initial_data["messages"]],
+                model=data.get("model"),
+                models=data.get("models"),
+                expected_output_tokens=data["expected_output_tokens"],
+                max_tokens=data.get("max_tokens"),
+                tools=data.get("tools"),
+            )
+        except ModelNotFound as exc:
+            param = "model" if "model" in data else "models"
+            raise InvalidRequest(str(exc), param=param, code="model_not_found") from exc
+        return Response(self.OutputSerializer({"estimates": estimates}).data)
