@@ -100,15 +100,25 @@ _TOOL_ENUM_INIT = -3
 _TOOL_ENUM_ITEM = 3
 _TOOL_FUNC_END = 12
 
-# Approximation for models whose tokenizer is not available offline: count with o200k_base (the most
-# recent OpenAI BPE, a 200k vocabulary close to modern vendors' tokenizers) and scale by a per-provider
-# ratio, rounding up. Ratios lean high on purpose: the estimate feeds context-fit checks and budget
-# reservations, where overestimating is the safe side.
-#   anthropic 1.20: Claude's tokenizer yields ~1.1-1.2x OpenAI's count on English text (more on code and
-#                   non-Latin scripts); the vendor offers only a network count endpoint, not a tokenizer.
-#   google/gemini 1.00: Gemini's 256k SentencePiece vocabulary counts within a few percent of o200k_base.
-#   deepseek 1.10: DeepSeek's 128k BPE yields ~1.0-1.1x o200k_base.
+# Approximation for models whose tokenizer is not available offline (method "approx"):
+#   tokens = ceil(ratio x (chat framing as for OpenAI + o200k_base tokens of every text)),
+# i.e. the OpenAI count of the same request with o200k_base (the most recent OpenAI BPE, a 200k vocabulary
+# close to modern vendors' tokenizers), scaled once by a per-provider ratio and rounded up. Ratios lean
+# high on purpose: the estimate feeds context-fit checks and budget reservations, where overestimating is
+# the safe side. Calibration (English prose; o200k_base measures ~4.0-4.3 characters per token):
+#   anthropic 1.20: no published ratio or offline tokenizer (only a network count endpoint); Claude's
+#                   tokenizer yields ~1.1-1.2x OpenAI's count on English, more on code and non-Latin text.
+#   google/gemini 1.00: Google publishes "a token is about 4 characters" for Gemini, i.e. o200k_base's own
+#                   density; its 256k SentencePiece vocabulary counts within a few percent of o200k_base.
+#   deepseek 1.10: DeepSeek publishes "1 English character ~ 0.3 token" (3.3 characters per token, a
+#                   deliberately round upper bound, ~1.25x o200k_base); measured, its 128k BPE yields
+#                   ~1.0-1.1x o200k_base.
 #   anything else 1.10.
+# Routing reserves approximate counts with a further 15% margin (APPROX_PROMPT_MARGIN in
+# routing.services.completions), so reservations use 1.38x, 1.15x and 1.27x o200k_base: each at or above
+# the published figures. Against the fake upstream (ceil(characters / 4) + 3 per message, for every
+# vendor) the cookbook conversation in providers/tests/test_tokens.py counts 129, o200k_base 124: the
+# approximation gives 149 (anthropic), 124 (gemini, 4% under, within the margin) and 137 (deepseek).
 # If even o200k_base cannot be loaded, the base count is ceil(characters / 4) (OpenAI's rule of thumb of
 # ~4 characters per token of English) before the same ratio.
 APPROX_RATIOS: dict[str, float] = {
