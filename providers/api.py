@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -57,6 +57,7 @@ class MessageSerializer(serializers.Serializer):
 class TokenEstimateApi(APIView):
     renderer_classes = [DecimalJSONRenderer]
 
+    @extend_schema_serializer(component_name="TokenEstimateRequest")
     class InputSerializer(serializers.Serializer):
         messages = MessageSerializer(many=True, allow_empty=False, max_length=10_000)  # type: ignore[call-arg]
         model = serializers.CharField(required=False, max_length=200)
@@ -78,7 +79,9 @@ class TokenEstimateApi(APIView):
                 raise serializers.ValidationError({"models": "give either model or models, not both"})
             return attrs
 
+    @extend_schema_serializer(component_name="TokenEstimateList")
     class OutputSerializer(serializers.Serializer):
+        @extend_schema_serializer(component_name="TokenEstimate")
         class EstimateSerializer(serializers.Serializer):
             model = serializers.CharField()
             provider = serializers.CharField()
