@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db.models import (
     Count,
     DecimalField,
@@ -23,12 +24,13 @@ from django.db.models import (
 )
 from django.db.models.functions import Cast, Coalesce, Floor, Ln, Substr, TruncDate
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from accounts.models import ApiKey, User
 from analytics.models import DailyLatency, DailyUsage, JobState
 from budgets.models import Budget
 from providers.models import Model, ModelPrice
-from routing.models import GatewayRequest
+from routing.models import Comparison, GatewayRequest
 
 ZERO = Decimal(0)
 PREVIEW_LENGTH = 50
@@ -312,13 +314,123 @@ def request_get(*, request_id: str, user_id: int | None) -> GatewayRequest | Non
     return qs.filter(pk=request_id).first()
 
 
-def request_filter_choices(*, user_id: int | None) -> dict[str, list[str]]:
+def request_filter_choices() -> dict[str, list[str]]:
     """Model and provider names for filter drop-downs, from the catalog (small) rather than the log (huge)."""
     models = Model.objects.select_related("provider").order_by("model_id")
     return {
         "models": sorted({m.model_id for m in models}),
         "providers": sorted({m.provider.name for m in models}),
     }
+
+
+# --- the dashboard's overview and compare playground
+
+
+def overview_get(*, user_id: int | None, days: int) -> dict[str, Any]:
+    """The overview page's numbers; the budget gauge only when one user's data is shown."""
+    summary = usage_summary(user_id=user_id, days=days)
+    chart = {
+        "daily": {
+            "labels": [d.date.isoformat() for d in summary.daily],
+            "requests": [d.requests for d in summary.daily],
+            "cost": [_plain(d.cost_usd) for d in summary.daily],
+        },
+        "providers": {
+            "labels": [g.name for g in summary.by_provider],
+            "cost": [_plain(g.cost_usd) for g in summary.by_provider],
+            "requests": [g.requests for g in summary.by_provider],
+        },
+    }
+    budget = budget_status(user_id=user_id) if user_id is not None else None
+    return {"summary": summary, "chart": chart, "budget": budget}
+
+
+def _plain(amount: Decimal) -> str:
+    """Chart data keeps exact decimals as strings (Chart.js parses numeric strings); no float on the way."""
+    text = format(amount.normalize(), "f")
+    return "0" if text in ("-0", "") else text
+
+
+def compare_model_choices() -> list[tuple[str, str]]:
+    models = Model.objects.select_related("provider").filter(active=True, provider__active=True)
+    return [
+        (m.model_id, f"{m.model_id} ({m.provider.name})")
+        for m in models.order_by("provider__name", "model_id")
+    ]
+
+
+@dataclass
+class CompareResult:
+    model: str
+    provider: str = ""
+    status: str = "pending"  # pending | success | error
+    content: str = ""
+    error: str = ""
+    cost_usd: Decimal = ZERO
+    latency_ms: int | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    request_id: str = ""
+    cheapest: bool = False
+    fastest: bool = False
+
+
+@dataclass
+class ComparisonView:
+    pk: str
+    status: str
+    models: list[str]
+    results: list[CompareResult]
+    total_cost_usd: Decimal
+    polling: bool
+
+
+def comparison_view(data: Mapping[str, Any], *, now: datetime | None = None) -> ComparisonView:
+    """The playground's reading of routing's comparison_get() answer (the /v1/chat/compare shape)."""
+    summary = data.get("summary") or {}
+    results = []
+    for row in data.get("results") or []:
+        usage = row.get("usage") or {}
+        results.append(
+            CompareResult(
+                model=row.get("model", ""),
+                provider=row.get("provider") or "",
+                status=row.get("status") or "pending",
+                content=row.get("content") or "",
+                error=row.get("error_message") or "",
+                cost_usd=Decimal(str(usage.get("total_cost_usd") or 0)),
+                latency_ms=row.get("latency_ms"),
+                input_tokens=usage.get("prompt_tokens") or 0,
+                output_tokens=usage.get("completion_tokens") or 0,
+                request_id=row.get("request_id") or "",
+                cheapest=row.get("model") == summary.get("cheapest") and row.get("status") == "success",
+                fastest=row.get("model") == summary.get("fastest") and row.get("status") == "success",
+            )
+        )
+    created = parse_datetime(str(data.get("created_at") or "")) or timezone.now()
+    deadline = created + timedelta(seconds=settings.ROUTER_COMPARE_TIMEOUT_S + 30)
+    running = data.get("status") != "completed" and any(r.status == "pending" for r in results)
+    return ComparisonView(
+        pk=str(data.get("comparison_id", "")),
+        status=str(data.get("status", "")),
+        models=list(data.get("models") or [r.model for r in results]),
+        results=results,
+        total_cost_usd=Decimal(str(data.get("total_cost_usd") or 0)),
+        polling=running and (now or timezone.now()) < deadline,
+    )
+
+
+def comparison_prompt(*, comparison_id: str) -> str:
+    """The last user message of a comparison, to offer the same prompt again."""
+    messages = Comparison.objects.filter(pk=comparison_id).values_list("messages", flat=True).first() or []
+    for message in reversed(messages):
+        if (
+            isinstance(message, dict)
+            and message.get("role") == "user"
+            and isinstance(message.get("content"), str)
+        ):
+            return str(message["content"])
+    return ""
 
 
 # --- catalog
@@ -392,6 +504,16 @@ class BudgetStatus:
         if self.limit_usd == 0:
             return Decimal(100)
         return (self.spent_usd / self.limit_usd * 100).quantize(Decimal("0.1"))
+
+    @property
+    def chart(self) -> dict[str, Any]:
+        return {
+            "daily": {
+                "labels": [d.date.isoformat() for d in self.daily],
+                "requests": [d.requests for d in self.daily],
+                "cost": [_plain(d.cost_usd) for d in self.daily],
+            }
+        }
 
 
 def _month_start(moment: datetime) -> datetime:

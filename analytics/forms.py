@@ -1,0 +1,45 @@
+"""Dashboard forms: the compare playground, one's own budget limit, and a new API key."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+
+MAX_PROMPT_LENGTH = 20_000
+
+
+class CompareForm(forms.Form):
+    models = forms.MultipleChoiceField(widget=forms.CheckboxSelectMultiple, choices=[])
+    prompt = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), max_length=MAX_PROMPT_LENGTH)
+    temperature = forms.DecimalField(required=False, min_value=0, max_value=2, decimal_places=2)
+    max_tokens = forms.IntegerField(required=False, min_value=1, max_value=32_768)
+
+    def __init__(self, *args: Any, model_choices: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["models"].choices = model_choices  # type: ignore[attr-defined]
+
+    def clean_models(self) -> list[str]:
+        chosen: list[str] = self.cleaned_data["models"]
+        if not 2 <= len(chosen) <= 10:
+            raise forms.ValidationError("Pick between 2 and 10 models.")
+        return chosen
+
+
+class BudgetLimitForm(forms.Form):
+    limit_usd = forms.DecimalField(
+        required=False,
+        min_value=Decimal(0),
+        max_digits=20,
+        decimal_places=10,
+        label="Monthly limit (USD)",
+        help_text="Leave empty to remove your own limit.",
+    )
+
+
+class ApiKeyCreateForm(forms.Form):
+    name = forms.CharField(max_length=100, initial="default")
+    expires_in_days = forms.IntegerField(
+        required=False, min_value=1, max_value=3650, label="Expires in (days)", help_text="Empty: never."
+    )

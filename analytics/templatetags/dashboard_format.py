@@ -1,0 +1,133 @@
+"""Numbers for people: $0.0042, 1,234 ms, 12.5k tokens, 96.3%."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from django import template
+
+register = template.Library()
+
+DASH = "—"
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        return value if isinstance(value, Decimal) else Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def _grouped(value: Decimal, places: int) -> str:
+    quantized = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    return f"{quantized:,.{places}f}"
+
+
+@register.filter
+def usd(value: Any) -> str:
+    """Two decimals from a cent up, more below so small amounts never read as $0.00: $0.0042, $0.000083."""
+    amount = _decimal(value)
+    if amount is None:
+        return DASH
+    if amount == 0:
+        return "$0.00"
+    sign = "-" if amount < 0 else ""
+    amount = abs(amount)
+    if amount >= Decimal("0.01"):
+        return f"{sign}${_grouped(amount, 2)}"
+    # Two significant digits: 0.0042 -> 4 places, 0.000083 -> 6 places.
+    places = min(-amount.adjusted() + 1, 10)
+    text = _grouped(amount, places).rstrip("0").rstrip(".")
+    return f"{sign}${text}"
+
+
+@register.filter
+def usd_places(value: Any, places: int = 6) -> str:
+    """A fixed number of decimals, for cost breakdowns: $0.00000345."""
+    amount = _decimal(value)
+    if amount is None:
+        return DASH
+    return ("-" if amount < 0 else "") + "$" + _grouped(abs(amount), int(places))
+
+
+@register.filter
+def ms(value: Any) -> str:
+    if value is None or value == "":
+        return DASH
+    return f"{round(float(value)):,} ms"
+
+
+@register.filter
+def compact(value: Any) -> str:
+    """12.5k, 3.4M; below a thousand the plain number."""
+    if value is None or value == "":
+        return DASH
+    number = float(value)
+    for threshold, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(number) >= threshold:
+            text = f"{number / threshold:.1f}".rstrip("0").rstrip(".")
+            return f"{text}{suffix}"
+    return f"{round(number):,}"
+
+
+@register.filter
+def tokens(value: Any) -> str:
+    if value is None or value == "":
+        return DASH
+    return f"{compact(value)} token{'' if value == 1 else 's'}"
+
+
+@register.filter
+def ratio_pct(value: Any, places: int = 1) -> str:
+    """A 0..1 ratio as a percentage."""
+    if value is None or value == "":
+        return DASH
+    return f"{float(value) * 100:.{int(places)}f}%"
+
+
+@register.filter
+def pct(value: Any, places: int = 1) -> str:
+    """A 0..100 number as a percentage."""
+    if value is None or value == "":
+        return DASH
+    return f"{float(value):.{int(places)}f}%"
+
+
+@register.filter
+def bar_width(value: Any) -> str:
+    """A 0..1 share as a CSS width, never wider than the track and never invisible when non-zero."""
+    share = float(value or 0)
+    if share <= 0:
+        return "0%"
+    return f"{max(min(share * 100, 100), 1):.1f}%"
+
+
+@register.filter
+def per_thousand(amount: Any, count: Any) -> Decimal | None:
+    """Cost per 1,000 units (tokens), exact."""
+    total, units = _decimal(amount), _decimal(count)
+    if total is None or not units:
+        return None
+    return total * 1000 / units
+
+
+@register.filter
+def content_parts(content: Any) -> list[tuple[str, str]]:
+    """A message's content (a string or OpenAI content parts) as (kind, text) pairs; images by kind only."""
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [("text", content)]
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, dict):
+                kind = str(part.get("type", "part"))
+                parts.append((kind, str(part.get("text", "")) if kind == "text" else ""))
+            else:
+                parts.append(("text", str(part)))
+        return parts
+    return [("text", str(content))]

@@ -1,0 +1,82 @@
+"""The overview page: cards, charts data and tables, for one's own data; staff pick a user or see everyone."""
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from analytics.tests.factories import GatewayRequestFactory
+
+pytestmark = pytest.mark.django_db
+
+URL = "/dashboard/"
+
+
+def test_it_redirects_anonymous_visitors_to_the_login_page(client):
+    response = client.get(URL)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+
+
+def test_the_site_root_redirects_to_the_dashboard(client):
+    assert client.get("/")["Location"] == "/dashboard/"
+
+
+def test_full_page_shows_cards_charts_and_the_cost_per_model_table(client, alice):
+    GatewayRequestFactory(user=alice, model="gpt-4o", total_cost_usd=Decimal("0.0042"), latency_ms=1234)
+    client.force_login(alice)
+    response = client.get(URL)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" in html and "Overview" in html
+    assert 'data-chart="daily"' in html and 'data-chart="providers"' in html
+    assert "$0.0042" in html and "1,234 ms" in html
+    assert "gpt-4o" in html
+    assert "chart.umd.min.js" in html and "htmx.min.js" in html
+    chart = json.loads(
+        html.split('id="overview-chart-data" type="application/json">')[1].split("</script>")[0]
+    )
+    assert sum(chart["daily"]["requests"]) == 1
+    assert chart["providers"]["labels"] == ["openai"]
+
+
+def test_htmx_request_gets_only_the_body_fragment(client, alice):
+    client.force_login(alice)
+    response = client.get(URL, {"days": 7}, HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.lstrip().startswith('<div id="overview-body">')
+    assert "<html" not in html
+    assert "last 7 days" in html
+
+
+def test_an_empty_account_gets_an_empty_state_that_says_what_to_do(client, alice):
+    client.force_login(alice)
+    html = client.get(URL).content.decode()
+    assert "No requests in the last 30 days" in html
+    assert "/dashboard/keys/" in html
+
+
+def test_a_user_never_sees_another_users_numbers(client, alice, bob):
+    GatewayRequestFactory(user=bob, model="deepseek-reasoner", total_cost_usd=Decimal(7))
+    client.force_login(alice)
+    html = client.get(URL, {"user": "bob"}).content.decode()
+    assert "deepseek-reasoner" not in html
+    assert "$7.00" not in html
+
+
+def test_staff_see_everyone_by_default_and_can_pick_a_user(client, admin_user, alice, bob):
+    GatewayRequestFactory(user=alice, model="gpt-4o")
+    GatewayRequestFactory(user=bob, model="deepseek-reasoner", provider="deepseek")
+    client.force_login(admin_user)
+    everyone = client.get(URL).content.decode()
+    assert "gpt-4o" in everyone and "deepseek-reasoner" in everyone
+    assert '<option value="bob"' in everyone
+    only_bob = client.get(URL, {"user": "bob"}).content.decode()
+    assert "deepseek-reasoner" in only_bob and "gpt-4o" not in only_bob
+    assert client.get(URL, {"user": "nobody"}).status_code == 404
+
+
+def test_an_unknown_period_falls_back_to_30_days(client, alice):
+    client.force_login(alice)
+    assert "last 30 days" in client.get(URL, {"days": "1000"}).content.decode()

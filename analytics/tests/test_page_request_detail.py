@@ -1,0 +1,79 @@
+"""The request detail page: cost, tokens, performance and routing cards, attempts, prompt and response."""
+
+from decimal import Decimal
+
+import pytest
+
+from analytics.tests.factories import AttemptFactory, GatewayRequestFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def url(row) -> str:
+    return f"/dashboard/requests/{row.id}/"
+
+
+def test_full_page_shows_every_card_attempts_prompt_and_response(client, alice):
+    row = GatewayRequestFactory(
+        user=alice, input_tokens=1000, output_tokens=500, latency_ms=2000,
+        input_cost_usd=Decimal("0.00015"), output_cost_usd=Decimal("0.0003"), total_cost_usd=Decimal("0.00045"),
+        selection_mode="cost-optimized", models_considered=3,
+    )  # fmt: skip
+    AttemptFactory(request=row, index=0, status="error", status_code=503, error="Provider returned 503")
+    AttemptFactory(request=row, index=1)
+    client.force_login(alice)
+    response = client.get(url(row))
+    html = response.content.decode()
+    assert response.status_code == 200 and "<html" in html
+    assert "$0.00015000" in html and "$0.00030000" in html and "$0.000450" in html
+    assert "250 tokens/s" in html
+    assert "$0.0003" in html  # per 1K tokens: 0.00045 / 1.5
+    assert "cost-optimized" in html and "Provider returned 503" in html
+    assert "What is the capital of France?" in html and "The capital of France is Paris." in html
+
+
+def test_it_names_the_price_row_the_request_was_charged_at(client, alice, catalog):
+    from providers.models import ModelPrice
+
+    price = ModelPrice.objects.get(model__model_id="gpt-4o-mini")
+    row = GatewayRequestFactory(user=alice, price=price)
+    client.force_login(alice)
+    assert "Charged at $0.15 in / $0.6 out per 1M tokens" in client.get(url(row)).content.decode()
+
+
+def test_htmx_request_gets_only_the_body_fragment(client, alice):
+    row = GatewayRequestFactory(user=alice)
+    client.force_login(alice)
+    html = client.get(url(row), HTTP_HX_REQUEST="true").content.decode()
+    assert html.lstrip().startswith('<div id="request-body">')
+    assert "<html" not in html
+
+
+def test_another_users_request_is_a_404(client, alice, bob):
+    row = GatewayRequestFactory(user=bob)
+    client.force_login(alice)
+    assert client.get(url(row)).status_code == 404
+
+
+def test_staff_can_open_anyones_request(client, admin_user, alice):
+    row = GatewayRequestFactory(user=alice)
+    client.force_login(admin_user)
+    assert client.get(url(row)).status_code == 200
+
+
+def test_a_cleared_prompt_says_it_was_removed_by_retention(client, alice, settings):
+    settings.ROUTER_LOG_RETENTION_DAYS = 30
+    row = GatewayRequestFactory(user=alice, prompt_text="", response_text="", messages=[])
+    client.force_login(alice)
+    assert "removed after 30 days" in client.get(url(row)).content.decode()
+
+
+def test_content_parts_render_text_and_name_images(client, alice):
+    parts = [
+        {"type": "text", "text": "What is in this picture?"},
+        {"type": "image_url", "image_url": {"url": "x"}},
+    ]
+    row = GatewayRequestFactory(user=alice, messages=[{"role": "user", "content": parts}])
+    client.force_login(alice)
+    html = client.get(url(row)).content.decode()
+    assert "What is in this picture?" in html and "[image_url]" in html

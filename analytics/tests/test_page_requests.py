@@ -1,0 +1,97 @@
+"""The requests page: the log with filters in the URL, search, 20 per page, and page links."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from analytics.tests.factories import GatewayRequestFactory
+
+pytestmark = pytest.mark.django_db
+
+URL = "/dashboard/requests/"
+
+
+def test_full_page_lists_rows_with_badges_and_links_to_detail(client, alice):
+    row = GatewayRequestFactory(user=alice, prompt_text="p" * 60, cached=True)
+    client.force_login(alice)
+    response = client.get(URL)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" in html and 'id="request-filters"' in html
+    assert f'href="/dashboard/requests/{row.id}/"' in html
+    assert "p" * 50 + "..." in html
+    assert "badge-success" in html and "badge-cache" in html
+
+
+def test_htmx_request_gets_only_the_results_fragment(client, alice):
+    GatewayRequestFactory(user=alice)
+    client.force_login(alice)
+    response = client.get(URL, {"search": "france"}, HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.lstrip().startswith('<section id="request-results"')
+    assert "<html" not in html and 'id="request-filters"' not in html
+    assert "1 request" in html
+
+
+def test_filters_and_search_narrow_the_list(client, alice):
+    GatewayRequestFactory(user=alice, model="gpt-4o", prompt_text="alpha question")
+    GatewayRequestFactory(
+        user=alice, model="deepseek-chat", provider="deepseek", status="error", prompt_text="beta"
+    )
+    client.force_login(alice)
+    assert "alpha question" not in client.get(URL, {"status": "error"}).content.decode()
+    searched = client.get(URL, {"search": "ALPHA"}).content.decode()
+    assert "alpha question" in searched and ">beta<" not in searched
+    by_provider = client.get(URL, {"provider": "deepseek"}).content.decode()
+    assert "beta" in by_provider and "alpha question" not in by_provider
+
+
+def test_twenty_per_page_with_page_links_that_keep_the_filters(client, alice):
+    now = timezone.now()
+    for index in range(45):
+        GatewayRequestFactory(user=alice, created_at=now - timedelta(seconds=index), model="gpt-4o")
+    client.force_login(alice)
+    html = client.get(URL, {"model": "gpt-4o", "page": 2}).content.decode()
+    assert "21\u201340 of 45 requests" in html
+    assert "?model=gpt-4o&amp;page=3" in html
+    assert html.count('class="row-link"') == 20
+
+
+def test_a_page_past_the_end_says_so(client, alice):
+    GatewayRequestFactory(user=alice)
+    client.force_login(alice)
+    html = client.get(URL, {"page": 9}).content.decode()
+    assert "past the end" in html
+
+
+def test_bad_filters_show_the_error_not_a_crash(client, alice):
+    client.force_login(alice)
+    response = client.get(URL, {"start_date": "not-a-date"})
+    assert response.status_code == 400
+    assert "start_date" in response.content.decode()
+    partial = client.get(URL, {"status": "bogus"}, HTTP_HX_REQUEST="true")
+    assert partial.status_code == 200 and "status" in partial.content.decode()
+
+
+def test_an_empty_log_says_what_to_do(client, alice):
+    client.force_login(alice)
+    assert "No requests yet" in client.get(URL).content.decode()
+
+
+def test_another_users_rows_never_appear(client, alice, bob):
+    GatewayRequestFactory(user=bob, prompt_text="bob's secret plan")
+    client.force_login(alice)
+    assert "secret plan" not in client.get(URL).content.decode()
+    assert "secret plan" not in client.get(URL, {"user": "bob"}).content.decode()
+
+
+def test_staff_see_every_user_with_a_user_column_and_filter(client, admin_user, alice, bob):
+    GatewayRequestFactory(user=alice, prompt_text="from alice")
+    GatewayRequestFactory(user=bob, prompt_text="from bob")
+    client.force_login(admin_user)
+    html = client.get(URL).content.decode()
+    assert "from alice" in html and "from bob" in html and "<th>User</th>" in html
+    only_bob = client.get(URL, {"user": "bob"}).content.decode()
+    assert "from bob" in only_bob and "from alice" not in only_bob

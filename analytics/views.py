@@ -1,0 +1,258 @@
+"""Dashboard pages: each view renders its whole page, or for an HTMX request just the fragment that changed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ObjectDoesNotExist
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.services import api_key_issue, api_key_revoke
+from analytics.filters import RequestFilter
+from analytics.forms import ApiKeyCreateForm, BudgetLimitForm, CompareForm
+from analytics.selectors import (
+    api_key_get,
+    api_key_list,
+    budget_status,
+    compare_model_choices,
+    comparison_prompt,
+    comparison_view,
+    model_list_with_prices,
+    overview_get,
+    page_of,
+    request_filter_choices,
+    request_get,
+    request_list,
+    user_by_username,
+    user_choices,
+)
+from config.api_errors import ApiError
+
+PERIODS = (7, 30, 90)
+PER_PAGE = 20
+MODEL_SORTS = {"provider": "Provider", "model": "Model", "input": "Input price", "output": "Output price",
+               "context": "Context"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose data a page shows: one user, or (staff only, user_id None) everyone."""
+
+    user_id: int | None
+    username: str
+    usernames: list[str] | None  # the staff user filter's choices; None for everyone else
+
+
+def _scope(request: HttpRequest) -> Scope:
+    if not request.user.is_staff:
+        return Scope(user_id=_uid(request), username=request.user.get_username(), usernames=None)
+    usernames = list(user_choices().values_list("username", flat=True))
+    username = request.GET.get("user", "").strip()
+    if not username:
+        return Scope(user_id=None, username="", usernames=usernames)
+    user = user_by_username(username=username)
+    if user is None:
+        raise Http404("No such user")
+    return Scope(user_id=user.pk, username=username, usernames=usernames)
+
+
+def _uid(request: HttpRequest) -> int:
+    """The logged-in user's id (every view here is behind login_required)."""
+    return int(request.user.pk)  # type: ignore[arg-type]
+
+
+def _partial(request: HttpRequest) -> bool:
+    """Boosted navigation swaps the whole body, so it gets the full page; other HTMX requests a fragment."""
+    htmx = getattr(request, "htmx", None)
+    return bool(htmx) and not htmx.boosted  # type: ignore[union-attr]
+
+
+def _render(
+    request: HttpRequest, template: str, fragment: str, context: dict[str, Any], status: int = 200
+) -> HttpResponse:
+    if _partial(request):
+        # htmx 2 swaps only 2xx answers; a fragment with form errors is still the answer to show.
+        return render(request, f"{template}#{fragment}", context)
+    return render(request, template, context, status=status)
+
+
+@login_required
+@require_GET
+def overview(request: HttpRequest) -> HttpResponse:
+    try:
+        days = int(request.GET.get("days", 30))
+    except ValueError:
+        days = 30
+    days = days if days in PERIODS else 30
+    scope = _scope(request)
+    data = overview_get(user_id=scope.user_id, days=days)
+    context = {"nav": "overview", "scope": scope, "days": days, "periods": PERIODS, **data}
+    return _render(request, "analytics/overview.html", "body", context)
+
+
+@login_required
+@require_GET
+def request_log(request: HttpRequest) -> HttpResponse:
+    scope = _scope(request)
+    filters = RequestFilter(request.GET, queryset=request_list(user_id=scope.user_id))
+    try:
+        page_number = max(int(request.GET.get("page", 1)), 1)
+    except ValueError:
+        page_number = 1
+    page = page_of(filters.qs, page=page_number, per_page=PER_PAGE) if filters.is_valid() else None
+    context = {
+        "nav": "requests",
+        "scope": scope,
+        "filters": filters,
+        "page": page,
+        "choices": request_filter_choices(),
+        "statuses": ["success", "error"],
+    }
+    return _render(request, "analytics/requests.html", "results", context, status=200 if page else 400)
+
+
+@login_required
+@require_GET
+def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
+    row = request_get(request_id=request_id, user_id=None if request.user.is_staff else _uid(request))
+    if row is None:
+        raise Http404("No such request")
+    context = {"nav": "requests", "row": row, "retention_days": settings.ROUTER_LOG_RETENTION_DAYS}
+    return _render(request, "analytics/request_detail.html", "body", context)
+
+
+@login_required
+@require_GET
+def models_page(request: HttpRequest) -> HttpResponse:
+    sort = request.GET.get("sort", "provider")
+    sort = sort if sort in MODEL_SORTS else "provider"
+    context = {
+        "nav": "models",
+        "models": model_list_with_prices(order_by=sort),
+        "sort": sort,
+        "sorts": MODEL_SORTS,
+    }
+    return _render(request, "analytics/models.html", "table", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def compare(request: HttpRequest) -> HttpResponse:
+    form = CompareForm(request.POST or None, model_choices=compare_model_choices())
+    if request.method == "POST" and form.is_valid():
+        from routing.services.comparisons import comparison_get, comparison_start  # the routing app runs it
+
+        data = form.cleaned_data
+        temperature = data.get("temperature")
+        try:
+            comparison = comparison_start(
+                user_id=_uid(request),
+                models=data["models"],
+                messages=[{"role": "user", "content": data["prompt"]}],
+                temperature=float(temperature) if temperature is not None else None,
+                max_tokens=data.get("max_tokens"),
+                cache_group=getattr(request.user, "cache_group", ""),
+            )
+        except ApiError as error:
+            form.add_error(None, error.message)
+        else:
+            url = reverse("dashboard-compare-result", args=[comparison.pk])
+            if not _partial(request):
+                return HttpResponseRedirect(url, status=303)
+            view = comparison_view(comparison_get(user_id=_uid(request), comparison_id=comparison.pk))
+            response = render(request, "analytics/compare.html#results", {"comparison": view})
+            response["HX-Push-Url"] = url
+            return response
+    context = {"nav": "compare", "form": form, "comparison": None}
+    response = _render(request, "analytics/compare.html", "form", context, status=400 if form.errors else 200)
+    if _partial(request):
+        # The form posts into the results panel; errors belong in the form itself.
+        response["HX-Retarget"] = "#compare-form"
+        response["HX-Reswap"] = "outerHTML"
+    return response
+
+
+@login_required
+@require_GET
+def compare_result(request: HttpRequest, comparison_id: str) -> HttpResponse:
+    from routing.services.comparisons import comparison_get  # the routing app runs it
+
+    try:
+        data = comparison_get(user_id=_uid(request), comparison_id=comparison_id)
+    except (ApiError, ObjectDoesNotExist) as error:
+        raise Http404("No such comparison") from error
+    view = comparison_view(data)
+    form = CompareForm(
+        initial={"models": view.models, "prompt": comparison_prompt(comparison_id=comparison_id)},
+        model_choices=compare_model_choices(),
+    )
+    context = {"nav": "compare", "form": form, "comparison": view}
+    return _render(request, "analytics/compare.html", "results", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def budget(request: HttpRequest) -> HttpResponse:
+    form = BudgetLimitForm(request.POST or None)
+    notice = ""
+    if request.method == "POST" and form.is_valid():
+        from budgets.services import budget_limit_set  # the budgets app owns the rule (admin cap, etc.)
+
+        limit: Decimal | None = form.cleaned_data["limit_usd"]
+        if "remove" in request.POST:
+            limit = None
+        try:
+            budget_limit_set(user_id=_uid(request), limit_usd=limit)
+        except ApiError as error:
+            form.add_error("limit_usd", error.message)
+        else:
+            notice = (
+                "Your limit is removed." if limit is None else f"Your limit is now ${limit.normalize():,f}."
+            )
+            if not _partial(request):
+                messages.success(request, notice)
+                return HttpResponseRedirect(reverse("dashboard-budget"), status=303)
+            form = BudgetLimitForm()
+    status_row = budget_status(user_id=_uid(request))
+    if not form.is_bound:
+        form = BudgetLimitForm(initial={"limit_usd": status_row.own_limit_usd})
+    context = {"nav": "budget", "budget": status_row, "form": form, "notice": notice}
+    return _render(request, "analytics/budget.html", "body", context, status=400 if form.errors else 200)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def keys(request: HttpRequest) -> HttpResponse:
+    form = ApiKeyCreateForm(request.POST or None)
+    new_key: str | None = None
+    if request.method == "POST" and form.is_valid():
+        _, new_key = api_key_issue(
+            user=request.user,  # type: ignore[arg-type]
+            name=form.cleaned_data["name"],
+            expires_in_days=form.cleaned_data.get("expires_in_days"),
+        )
+        form = ApiKeyCreateForm()
+    context = {"nav": "keys", "keys": api_key_list(user_id=_uid(request)), "form": form, "new_key": new_key}
+    return _render(request, "analytics/keys.html", "body", context, status=400 if form.errors else 200)
+
+
+@login_required
+@require_POST
+def key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
+    key = api_key_get(user_id=_uid(request), key_id=key_id)
+    if key is None:
+        raise Http404("No such key")
+    api_key_revoke(key=key)
+    if not _partial(request):
+        messages.success(request, f"Key “{key.name}” is revoked.")
+        return HttpResponseRedirect(reverse("dashboard-keys"), status=303)
+    context = {"nav": "keys", "keys": api_key_list(user_id=_uid(request)), "form": ApiKeyCreateForm()}
+    return render(request, "analytics/keys.html#body", context)
