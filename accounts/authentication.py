@@ -9,6 +9,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import close_old_connections
 from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
@@ -113,7 +114,20 @@ async def aprincipal_for_key(raw_key: str | None) -> Principal:
             if principal is None:
                 raise AuthenticationFailed("Invalid API key (unknown, revoked or expired).")
             return principal
-    return await sync_to_async(principal_for_key)(raw_key)
+    return await sync_to_async(_principal_for_key_released, thread_sensitive=False)(raw_key)
+
+
+def _principal_for_key_released(raw_key: str | None) -> Principal:
+    """The lookup from async code, handing its connection back to the pool at once.
+
+    Thread-sensitive under ASGI would mean the request's own thread, which keeps its connection until the
+    request ends: a burst of concurrent requests then holds the whole pool while each waits for another
+    connection to reserve budget or log, and they all time out.
+    """
+    try:
+        return principal_for_key(raw_key)
+    finally:
+        close_old_connections()
 
 
 def forget_cached_keys() -> None:

@@ -8,6 +8,7 @@ from datetime import date
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import close_old_connections
 from django.db.models import Prefetch
 from django.utils import timezone
 
@@ -132,7 +133,15 @@ async def acatalog_get() -> Catalog:
     snapshot = _snapshot
     if snapshot is not None and time.monotonic() - snapshot.loaded_at <= settings.ROUTER_CATALOG_TTL_S:
         return snapshot
-    return await sync_to_async(catalog_get)()
+    return await sync_to_async(_catalog_get_released, thread_sensitive=False)()
+
+
+def _catalog_get_released() -> Catalog:
+    """Loads from async code and hands the connection back to the pool at once (not held by the request)."""
+    try:
+        return catalog_get()
+    finally:
+        close_old_connections()
 
 
 def catalog_invalidate() -> None:
