@@ -47,4 +47,5 @@ class RequestIdMiddleware:
         request_id_var.set(rid)
         response = await self.get_response(request)
         response.setdefault("X-Request-Id", rid)
+        response.setdefault("X-Content-Type-Options", "nosniff")
         return response

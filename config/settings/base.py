@@ -93,6 +93,8 @@ else:
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The gateway's own async pool for its per-request writes (see config/db.py).
+DB_ASYNC_POOL_MAX = env_int("DB_ASYNC_POOL_MAX", 20, minimum=1)
 
 # --- Cache: Redis via django-redis when REDIS_URL is set, else local memory.
 REDIS_URL = env_str("REDIS_URL")
@@ -192,6 +194,13 @@ ROUTER_UPSTREAM_TIMEOUT_S = env_float("ROUTER_UPSTREAM_TIMEOUT_S", 60.0, minimum
 ROUTER_CACHE_TTL_S = env_int("ROUTER_CACHE_TTL_S", 3600, minimum=0)
 ROUTER_COMPARE_TIMEOUT_S = env_float("ROUTER_COMPARE_TIMEOUT_S", 120.0, minimum=1)
 ROUTER_BATCH_WAIT_S = env_float("ROUTER_BATCH_WAIT_S", 120.0, minimum=0)
+# Batch items in flight per provider, across all batches and workers (queued or running).
+ROUTER_BATCH_CONCURRENCY = env_int("ROUTER_BATCH_CONCURRENCY", 8, minimum=1)
+# A claimed batch item or compared model silent this long is presumed dead and run again; keep it above the
+# item task's hard time limit (ROUTER_DEADLINE_S + 60).
+ROUTER_FANOUT_LEASE_S = env_float("ROUTER_FANOUT_LEASE_S", 240.0, minimum=1)
+# Deliveries of one item before it is given up as an error.
+ROUTER_FANOUT_MAX_ATTEMPTS = env_int("ROUTER_FANOUT_MAX_ATTEMPTS", 3, minimum=1)
 ROUTER_MAX_BODY_BYTES = DATA_UPLOAD_MAX_MEMORY_SIZE
 ROUTER_RATE_LIMIT_RPM = env_optional_int("ROUTER_RATE_LIMIT_RPM", minimum=1)
 ROUTER_LOG_RETENTION_DAYS = env_optional_int("ROUTER_LOG_RETENTION_DAYS", minimum=1)

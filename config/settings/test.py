@@ -14,3 +14,5 @@ ROUTER_RETRY_MAX_S = 0.05
 ROUTER_KEY_CACHE_S = 0.0
 ROUTER_CATALOG_TTL_S = 0.0
 LOGGING["root"]["level"] = "WARNING"  # type: ignore[index]  # noqa: F405
+# A database of its own per test run, so runs side by side on one machine never drop each other's.
+DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DATABASE_NAME", f"test_router_{os.getpid()}")}  # noqa: F405

@@ -16,12 +16,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from budgets.services import budget_release, budget_reserve, budget_settle, budget_state
+from budgets.hotpath import abudget_release, abudget_reserve, abudget_settle
+from budgets.services import budget_release, budget_settle, budget_state
 from config.api_errors import (
     ApiError,
     BudgetExceeded,
@@ -30,6 +30,7 @@ from config.api_errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from config.db import get_pool, insert_statement, run_orm
 from providers.adapters import get_adapter
 from providers.adapters.base import ChatRequest, ChatResult, ProviderError, StreamDelta, Usage
 from providers.catalog import Catalog, CatalogModel, acatalog_get
@@ -197,18 +198,6 @@ class CompletionRun:
 # --------------------------------------------------------------------------------------------- database
 
 
-async def db(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Runs ORM work in a worker thread and hands the connection back to the pool afterwards."""
-
-    def call() -> Any:
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            close_old_connections()
-
-    return await sync_to_async(call, thread_sensitive=False)()
-
-
 # --------------------------------------------------------------------------------------------- planning
 
 
@@ -317,17 +306,13 @@ async def _reserve(run: CompletionRun, model: CatalogModel, *, first: bool) -> N
     amount = _worst_case(run, model, run.max_tokens_override or run.inp.max_tokens)
     key = f"{run.inp.idempotency_key}:{model.model_id}" if run.inp.idempotency_key else None
     try:
-        reservation = await db(
-            budget_reserve,
-            user_id=run.caller.user_id,
-            amount=amount,
-            request_id=run.request_id,
-            idempotency_key=key,
+        reservation_id = await abudget_reserve(
+            user_id=run.caller.user_id, amount=amount, request_id=run.request_id, idempotency_key=key
         )
     except BudgetExceeded:
         if not (first and run.inp.budget_policy == "fit"):
             raise
-        state = await db(budget_state, user_id=run.caller.user_id)
+        state = await run_orm(budget_state, user_id=run.caller.user_id)
         assert model.rates is not None
         remaining = state.remaining if state.remaining is not None else ZERO
         affordable = max_output_tokens_affordable(
@@ -338,14 +323,10 @@ async def _reserve(run: CompletionRun, model: CatalogModel, *, first: bool) -> N
         run.max_tokens_override = min(affordable, run.inp.max_tokens or affordable)
         run.budget_fitted = True
         amount = _worst_case(run, model, run.max_tokens_override)
-        reservation = await db(
-            budget_reserve,
-            user_id=run.caller.user_id,
-            amount=amount,
-            request_id=run.request_id,
-            idempotency_key=key,
+        reservation_id = await abudget_reserve(
+            user_id=run.caller.user_id, amount=amount, request_id=run.request_id, idempotency_key=key
         )
-    run.reservations[model.model_id] = reservation.pk
+    run.reservations[model.model_id] = reservation_id
 
 
 # --------------------------------------------------------------------------------------------- calling
@@ -503,79 +484,102 @@ def _prompt_text(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
-def _write_log(run: CompletionRun, outcome: Outcome) -> None:
-    """One transaction: the log row, its attempts, and the budget (settle the one that answered, free the rest)."""
+def _log_rows(run: CompletionRun, outcome: Outcome) -> tuple[GatewayRequest, list[Attempt], str | None]:
+    """The log row and its attempts (unsaved), and which model's reservation to settle (the one that answered)."""
     charge = outcome.charge
     model = outcome.model
     total = charge.cost.total if charge else ZERO
     answered = model.model_id if (model is not None and charge is not None) else None
+    row = GatewayRequest(
+        id=run.request_id,
+        user_id=run.caller.user_id,
+        api_key_id=run.caller.api_key_id,
+        client_request_id=run.inp.client_request_id,
+        created_at=run.created_at,
+        completed_at=timezone.now(),
+        requested_model=run.inp.model or "",
+        model=model.model_id if model else (run.inp.model or ""),
+        provider=model.provider if model else "",
+        catalog_model_id=model.pk if model else None,
+        price_id=charge.price_id if charge else None,
+        messages=run.inp.messages,
+        prompt_text=_prompt_text(run.inp.messages),
+        response_text=outcome.content,
+        finish_reason=outcome.finish_reason,
+        params={k: v for k, v in run.inp.cache_params().items() if k != "messages" and v is not None},
+        stream=run.inp.stream,
+        input_tokens=charge.usage.prompt_tokens if charge else 0,
+        output_tokens=charge.usage.completion_tokens if charge else 0,
+        total_tokens=charge.usage.total_tokens if charge else 0,
+        cached_tokens=charge.usage.cached_tokens if charge else 0,
+        reasoning_tokens=charge.usage.reasoning_tokens if charge else 0,
+        input_cost_usd=charge.cost.input_cost if charge else ZERO,
+        output_cost_usd=charge.cost.output_cost if charge else ZERO,
+        total_cost_usd=total,
+        estimated_cost_usd=_estimated_cost(run, model.model_id) if model else ZERO,
+        cache_savings_usd=outcome.cache_savings,
+        latency_ms=run.elapsed_ms(),
+        status=outcome.status,
+        http_status=outcome.http_status,
+        error_code=outcome.error.code if outcome.error else "",
+        error_message=outcome.error.message if outcome.error else "",
+        cached=outcome.cached,
+        budget_fitted=run.budget_fitted,
+        selection_mode=run.plan.mode,
+        models_considered=run.plan.considered,
+        candidates=[r.candidate.model_id for r in run.plan.ranked],
+        comparison_id=run.inp.comparison_id,
+        batch_id=run.inp.batch_id,
+    )
+    attempts = [
+        Attempt(
+            request_id=run.request_id,
+            index=index,
+            model=a.model,
+            provider=a.provider,
+            status=a.status,
+            status_code=a.status_code,
+            error=a.error[:2000],
+            retryable=a.retryable,
+            latency_ms=a.latency_ms,
+            created_at=row.completed_at,
+        )
+        for index, a in enumerate(run.attempts)
+    ]
+    return row, attempts, answered
+
+
+def _write_log(run: CompletionRun, outcome: Outcome) -> None:
+    """One transaction: the log row, its attempts, and the budget (settle the one that answered, free the rest)."""
+    row, attempts, answered = _log_rows(run, outcome)
     with transaction.atomic():
-        row = GatewayRequest.objects.create(
-            id=run.request_id,
-            user_id=run.caller.user_id,
-            api_key_id=run.caller.api_key_id,
-            client_request_id=run.inp.client_request_id,
-            created_at=run.created_at,
-            completed_at=timezone.now(),
-            requested_model=run.inp.model or "",
-            model=model.model_id if model else (run.inp.model or ""),
-            provider=model.provider if model else "",
-            catalog_model_id=model.pk if model else None,
-            price_id=charge.price_id if charge else None,
-            messages=run.inp.messages,
-            prompt_text=_prompt_text(run.inp.messages),
-            response_text=outcome.content,
-            finish_reason=outcome.finish_reason,
-            params={k: v for k, v in run.inp.cache_params().items() if k != "messages" and v is not None},
-            stream=run.inp.stream,
-            input_tokens=charge.usage.prompt_tokens if charge else 0,
-            output_tokens=charge.usage.completion_tokens if charge else 0,
-            total_tokens=charge.usage.total_tokens if charge else 0,
-            cached_tokens=charge.usage.cached_tokens if charge else 0,
-            reasoning_tokens=charge.usage.reasoning_tokens if charge else 0,
-            input_cost_usd=charge.cost.input_cost if charge else ZERO,
-            output_cost_usd=charge.cost.output_cost if charge else ZERO,
-            total_cost_usd=total,
-            estimated_cost_usd=_estimated_cost(run, model.model_id) if model else ZERO,
-            cache_savings_usd=outcome.cache_savings,
-            latency_ms=run.elapsed_ms(),
-            status=outcome.status,
-            http_status=outcome.http_status,
-            error_code=outcome.error.code if outcome.error else "",
-            error_message=outcome.error.message if outcome.error else "",
-            cached=outcome.cached,
-            budget_fitted=run.budget_fitted,
-            selection_mode=run.plan.mode,
-            models_considered=run.plan.considered,
-            candidates=[r.candidate.model_id for r in run.plan.ranked],
-            comparison_id=run.inp.comparison_id,
-            batch_id=run.inp.batch_id,
-        )
-        Attempt.objects.bulk_create(
-            [
-                Attempt(
-                    request=row,
-                    index=index,
-                    model=a.model,
-                    provider=a.provider,
-                    status=a.status,
-                    status_code=a.status_code,
-                    error=a.error[:2000],
-                    retryable=a.retryable,
-                    latency_ms=a.latency_ms,
-                )
-                for index, a in enumerate(run.attempts)
-            ]
-        )
+        row.save(force_insert=True)
+        Attempt.objects.bulk_create(attempts)
         for model_id, reservation_id in run.reservations.items():
             if model_id == answered:
-                budget_settle(reservation_id=reservation_id, actual_cost=total)
+                budget_settle(reservation_id=reservation_id, actual_cost=row.total_cost_usd)
             else:
                 budget_release(reservation_id=reservation_id)
 
 
 async def _log(run: CompletionRun, outcome: Outcome) -> None:
-    await db(_write_log, run, outcome)
+    """The same transaction as _write_log, sent in one round trip on PostgreSQL (a durable commit)."""
+    pool = await get_pool()
+    if pool is None:
+        await run_orm(_write_log, run, outcome)
+        return
+    row, attempts, answered = _log_rows(run, outcome)
+    statements = [insert_statement([row])]
+    if attempts:
+        statements.append(insert_statement(attempts))
+    async with pool.connection() as conn, conn.pipeline(), conn.transaction():
+        for sql, params in statements:
+            await conn.execute(sql, params)
+        for model_id, reservation_id in run.reservations.items():
+            if model_id == answered:
+                await abudget_settle(conn, reservation_id=reservation_id, actual_cost=row.total_cost_usd)
+            else:
+                await abudget_release(conn, reservation_id=reservation_id)
 
 
 def _log_in_background(run: CompletionRun, outcome: Outcome) -> asyncio.Task[None]:

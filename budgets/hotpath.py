@@ -1,0 +1,101 @@
+"""Reserve, settle and release as single statements on PostgreSQL, for the gateway's per-request path.
+
+Each is one conditional statement, so it is as atomic as the ORM services in budgets.services (which stay
+the reference and handle everything unusual: a budget not created yet, a monthly period to roll over, a
+refusal's details, idempotency keys, SQLite). Settle and release take the caller's connection so they
+commit in the same transaction as the request log row.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from psycopg import AsyncConnection
+
+from budgets.services import budget_reserve
+from config.db import get_pool, run_orm
+
+# Holds only when the budget exists, its monthly period is current and the amount fits both limits.
+RESERVE_SQL = """
+WITH held AS (
+    UPDATE budgets_budget
+       SET reserved_usd = reserved_usd + %(amount)s, updated_at = now()
+     WHERE user_id = %(user_id)s
+       AND (period <> 'monthly' OR period_start >= date_trunc('month', now(), 'UTC'))
+       AND (own_limit_usd IS NULL OR own_limit_usd >= spent_usd + reserved_usd + %(amount)s)
+       AND (admin_limit_usd IS NULL OR admin_limit_usd >= spent_usd + reserved_usd + %(amount)s)
+ RETURNING user_id
+)
+INSERT INTO budgets_reservation (user_id, amount_usd, status, request_id, created_at, expires_at)
+SELECT user_id, %(amount)s, 'open', %(request_id)s, now(), now() + make_interval(secs => %(ttl)s)
+  FROM held
+RETURNING id
+"""
+
+# Charges the actual cost once; frees the hold if it is still open (an expired one was freed already).
+SETTLE_SQL = """
+WITH old AS (
+    SELECT id, user_id, status, amount_usd FROM budgets_reservation WHERE id = %(id)s FOR UPDATE
+), changed AS (
+    UPDATE budgets_reservation r
+       SET status = 'settled', settled_usd = %(cost)s, closed_at = now()
+      FROM old
+     WHERE r.id = old.id AND old.status <> 'settled'
+ RETURNING old.user_id, CASE WHEN old.status = 'open' THEN old.amount_usd ELSE 0 END AS held
+)
+UPDATE budgets_budget b
+   SET spent_usd = b.spent_usd + %(cost)s, reserved_usd = b.reserved_usd - changed.held
+  FROM changed
+ WHERE b.user_id = changed.user_id
+"""
+
+RELEASE_SQL = """
+WITH old AS (
+    SELECT id, user_id, amount_usd FROM budgets_reservation WHERE id = %(id)s AND status = 'open' FOR UPDATE
+), changed AS (
+    UPDATE budgets_reservation r
+       SET status = 'released', settled_usd = 0, closed_at = now()
+      FROM old
+     WHERE r.id = old.id
+ RETURNING old.user_id, old.amount_usd
+)
+UPDATE budgets_budget b
+   SET reserved_usd = b.reserved_usd - changed.amount_usd
+  FROM changed
+ WHERE b.user_id = changed.user_id
+"""
+
+
+async def abudget_reserve(
+    *, user_id: int, amount: Decimal, request_id: str, idempotency_key: str | None = None
+) -> int:
+    """Returns the reservation id, or raises BudgetExceeded (402) like budgets.services.budget_reserve."""
+    pool = await get_pool()
+    if pool is not None and idempotency_key is None:
+        params: dict[str, Any] = {
+            "amount": amount,
+            "user_id": user_id,
+            "request_id": request_id,
+            "ttl": settings.ROUTER_RESERVATION_TTL_S,
+        }
+        async with pool.connection() as conn, conn.pipeline(), conn.transaction():
+            # A hold lost to a database crash only frees room; it is not worth a disk flush per request.
+            await conn.execute("SET LOCAL synchronous_commit TO OFF")
+            cursor = await conn.execute(RESERVE_SQL, params)
+            row = await cursor.fetchone()
+        if row is not None:
+            return int(row[0])
+    reservation = await run_orm(
+        budget_reserve, user_id=user_id, amount=amount, request_id=request_id, idempotency_key=idempotency_key
+    )
+    return reservation.pk
+
+
+async def abudget_settle(conn: AsyncConnection[Any], *, reservation_id: int, actual_cost: Decimal) -> None:
+    await conn.execute(SETTLE_SQL, {"id": reservation_id, "cost": actual_cost})
+
+
+async def abudget_release(conn: AsyncConnection[Any], *, reservation_id: int) -> None:
+    await conn.execute(RELEASE_SQL, {"id": reservation_id})

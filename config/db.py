@@ -1,0 +1,96 @@
+"""Database access from async code: an async psycopg pool for the hot path's few statements, and a helper
+that runs ORM work in a worker thread and hands the connection back to Django's pool afterwards.
+
+The ORM stays the way to read and write everywhere; the gateway's per-request writes (reserve, log and
+settle) also have a one-round-trip form on PostgreSQL because a thread hop plus the ORM costs more than
+the whole rest of a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections, connection
+from psycopg_pool import AsyncConnectionPool
+
+T = TypeVar("T")
+_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[AsyncConnectionPool]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def run_orm(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Runs ORM work in a worker thread (not the request's single sync thread) and releases its connection."""
+
+    def call() -> T:
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return await sync_to_async(call, thread_sensitive=False)()
+
+
+def _conninfo() -> str:
+    db = settings.DATABASES["default"]
+    parts = {
+        "host": db.get("HOST") or "127.0.0.1",
+        "port": str(db.get("PORT") or 5432),
+        "dbname": db["NAME"],
+        "user": db.get("USER") or "",
+        "password": db.get("PASSWORD") or "",
+    }
+    return " ".join(f"{k}={v}" for k, v in parts.items() if v)
+
+
+async def get_pool() -> AsyncConnectionPool | None:
+    """The running loop's async pool on PostgreSQL; None elsewhere (SQLite in embedded mode)."""
+    if connection.vendor != "postgresql":
+        return None
+    loop = asyncio.get_running_loop()
+    opening = _pools.get(loop)
+    if opening is None:
+        # One task opens the pool; requests arriving meanwhile wait for the same task.
+        opening = _pools[loop] = loop.create_task(_open_pool())
+    return await asyncio.shield(opening)
+
+
+async def _open_pool() -> AsyncConnectionPool:
+    pool = AsyncConnectionPool(
+        _conninfo(), min_size=1, max_size=settings.DB_ASYNC_POOL_MAX, open=False, timeout=10
+    )
+    await pool.open()
+    return pool
+
+
+async def close_pools() -> None:
+    opening = _pools.pop(asyncio.get_running_loop(), None)
+    if opening is not None:
+        await (await opening).close()
+
+
+def insert_statement(objs: list[Any]) -> tuple[str, tuple[Any, ...]]:
+    """The ORM's own INSERT for unsaved model instances (one statement for all of them), so raw execution
+    on the async pool always matches the model's columns and value adaptation."""
+    from django.db.models.sql import InsertQuery
+
+    model = type(objs[0])
+    fields = [
+        f
+        for f in model._meta.local_concrete_fields
+        if not (f.primary_key and getattr(f, "db_returning", False))
+    ]
+    for obj in objs:
+        for field in fields:
+            if getattr(obj, field.attname) is None and field.has_default():
+                setattr(obj, field.attname, field.get_default())
+    query = InsertQuery(model)
+    query.insert_values(fields, objs)
+    statements = query.get_compiler(connection=connection).as_sql()
+    sql, params = statements[0]
+    return sql, tuple(params)
