@@ -8,6 +8,7 @@ from django.conf import settings
 
 from accounts.authentication import Principal
 from config.api_errors import RateLimited
+from routing.metrics import RATE_LIMIT_REFUSALS
 from routing.redis_client import REDIS_ERRORS, get_redis
 
 
@@ -30,6 +31,7 @@ async def rate_limit_check(principal: Principal) -> None:
     except REDIS_ERRORS:
         return  # a rate limiter that is down lets traffic through; budgets still hold the money
     if count > limit:
+        RATE_LIMIT_REFUSALS.inc()
         retry_after = max(1, int(60 - (now % 60)) + 1)
         raise RateLimited(
             f"Rate limit of {limit} requests per minute reached for this API key",

@@ -36,7 +36,7 @@ from providers.adapters.base import ChatRequest, ChatResult, ProviderError, Stre
 from providers.catalog import Catalog, CatalogModel, acatalog_get
 from providers.pricing import Cost, cost_of, max_output_tokens_affordable, worst_case_cost
 from providers.tokens import count_message_tokens, count_text_tokens
-from routing import engine, health
+from routing import engine, health, metrics
 from routing.cache import cache_get, cache_key, cache_put, cache_scope
 from routing.models import Attempt, GatewayRequest
 from routing.rendering import dumps
@@ -364,6 +364,11 @@ def _record_attempt(
     run: CompletionRun, model: CatalogModel, started: float, error: ProviderError | None
 ) -> None:
     latency = int((time.monotonic() - started) * 1000)
+    metrics.UPSTREAM_LATENCY.labels(model.model_id, model.provider).observe(latency / 1000)
+    if run.attempts and run.attempts[-1].model == model.model_id:
+        metrics.RETRIES.labels(model.model_id, model.provider).inc()
+    if error is not None:
+        metrics.UPSTREAM_ERRORS.labels(model.model_id, model.provider, str(error.status or error.kind)).inc()
     if error is None:
         run.attempts.append(AttemptRecord(model.model_id, model.provider, "success", latency, 200))
     else:
@@ -562,8 +567,27 @@ def _write_log(run: CompletionRun, outcome: Outcome) -> None:
                 budget_release(reservation_id=reservation_id)
 
 
+def _observe(run: CompletionRun, outcome: Outcome) -> None:
+    model_id = outcome.model.model_id if outcome.model else (run.inp.model or "")
+    provider = outcome.model.provider if outcome.model else ""
+    metrics.REQUESTS.labels(model_id, provider, outcome.status, str(outcome.cached).lower()).inc()
+    metrics.LATENCY.labels(model_id, provider).observe(run.elapsed_ms() / 1000)
+    if outcome.charge is not None and not outcome.cached:
+        metrics.TOKENS.labels(model_id, provider, "input").inc(outcome.charge.usage.prompt_tokens)
+        metrics.TOKENS.labels(model_id, provider, "output").inc(outcome.charge.usage.completion_tokens)
+        metrics.COST.labels(model_id, provider).inc(float(outcome.charge.cost.total))
+    if outcome.cached:
+        metrics.CACHE_HITS.labels(model_id).inc()
+    if outcome.error is not None and outcome.error.status == 402:
+        metrics.BUDGET_REFUSALS.inc()
+    first = run.plan.ranked[0].candidate.model_id if run.plan.ranked else model_id
+    if outcome.status == "success" and model_id != first:
+        metrics.FALLBACKS.labels(model_id).inc()
+
+
 async def _log(run: CompletionRun, outcome: Outcome) -> None:
     """The same transaction as _write_log, sent in one round trip on PostgreSQL (a durable commit)."""
+    _observe(run, outcome)
     pool = await get_pool()
     if pool is None:
         await run_orm(_write_log, run, outcome)

@@ -1,0 +1,67 @@
+"""Prometheus metrics of the gateway: requests, latency, tokens, cost, cache, retries, fallbacks, refusals."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import REGISTRY, Collector
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+REQUESTS = Counter("router_requests", "Completions served", ["model", "provider", "status", "cached"])
+LATENCY = Histogram(
+    "router_request_latency_seconds", "Whole-request latency", ["model", "provider"], buckets=LATENCY_BUCKETS
+)
+UPSTREAM_LATENCY = Histogram(
+    "router_upstream_latency_seconds",
+    "Latency of one provider call",
+    ["model", "provider"],
+    buckets=LATENCY_BUCKETS,
+)
+UPSTREAM_ERRORS = Counter("router_upstream_errors", "Failed provider calls", ["model", "provider", "status"])
+TOKENS = Counter("router_tokens", "Tokens billed", ["model", "provider", "kind"])
+COST = Counter("router_cost_usd", "Money spent (USD)", ["model", "provider"])
+CACHE_HITS = Counter("router_cache_hits", "Answers served from the response cache", ["model"])
+RETRIES = Counter("router_retries", "Provider calls retried on the same model", ["model", "provider"])
+FALLBACKS = Counter("router_fallbacks", "Requests answered by a model other than the first choice", ["model"])
+BUDGET_REFUSALS = Counter("router_budget_refusals", "Requests refused with 402")
+RATE_LIMIT_REFUSALS = Counter("router_rate_limit_refusals", "Requests refused with 429")
+
+
+class CeleryQueueDepth(Collector):
+    """Tasks waiting in the Celery broker (Redis lists), read at scrape time."""
+
+    QUEUES = ("celery",)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from django.conf import settings
+
+        gauge = GaugeMetricFamily(
+            "router_celery_queue_depth", "Tasks waiting in the broker", labels=["queue"]
+        )
+        broker = settings.CELERY_BROKER_URL
+        if broker and broker.startswith("redis"):
+            import redis
+
+            try:
+                client = redis.Redis.from_url(broker, socket_timeout=0.5, socket_connect_timeout=0.5)
+                for queue in self.QUEUES:
+                    gauge.add_metric([queue], client.llen(queue))
+            except (redis.RedisError, OSError):
+                pass
+        yield gauge
+
+
+_registered = False
+
+
+def register_collectors() -> None:
+    global _registered
+    if not _registered:
+        REGISTRY.register(CeleryQueueDepth())
+        _registered = True
