@@ -15,10 +15,10 @@ from analytics.filters import RequestFilter
 from analytics.renderers import DecimalJSONRenderer
 from analytics.selectors import (
     model_list_with_prices,
-    page_of,
     prompt_preview,
     request_get,
     request_list,
+    request_page,
     usage_summary,
 )
 from config.api_errors import NotFound
@@ -140,8 +140,11 @@ class RequestListApi(AnalyticsApi):
         filters = RequestFilter(request.query_params, queryset=request_list(user_id=self.user_id(request)))
         if not filters.is_valid():
             raise serializers.ValidationError(filters.errors)
-        page = page_of(
-            filters.qs, page=params.validated_data["page"], per_page=params.validated_data["per_page"]
+        page = request_page(
+            filters=filters,
+            user_id=self.user_id(request),
+            page=params.validated_data["page"],
+            per_page=params.validated_data["per_page"],
         )
         return Response(
             {

@@ -27,6 +27,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import ApiKey, User
+from analytics.filters import RequestFilter
 from analytics.models import DailyLatency, DailyUsage, JobState
 from budgets.models import Budget
 from providers.models import Model, ModelPrice
@@ -341,7 +342,7 @@ def overview_get(*, user_id: int | None, days: int) -> dict[str, Any]:
             "requests": [g.requests for g in summary.by_provider],
         },
     }
-    budget = budget_status(user_id=user_id) if user_id is not None else None
+    budget = budget_status(user_id=user_id, with_daily=False) if user_id is not None else None
     return {"summary": summary, "chart": chart, "budget": budget}
 
 
@@ -520,7 +521,7 @@ def _month_start(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def budget_status(*, user_id: int, now: datetime | None = None) -> BudgetStatus:
+def budget_status(*, user_id: int, now: datetime | None = None, with_daily: bool = True) -> BudgetStatus:
     """The user's budget as it stands, read without writing: no row yet means nothing spent and no limit,
     and a monthly row the budget service has not rolled over yet counts as a fresh month."""
     now = now or timezone.now()
@@ -537,7 +538,7 @@ def budget_status(*, user_id: int, now: datetime | None = None) -> BudgetStatus:
             spent = ZERO  # the service rolls the period on the next spend; until then last month's is history
     limits = [v for v in (budget.own_limit_usd, budget.admin_limit_usd) if v is not None] if budget else []
     days = min(max((utc_today(now) - period_start.astimezone(UTC).date()).days + 1, 1), 365)
-    usage = usage_summary(user_id=user_id, days=days, now=now)
+    daily = usage_summary(user_id=user_id, days=days, now=now).daily if with_daily else []
     return BudgetStatus(
         spent_usd=spent,
         reserved_usd=reserved,
@@ -547,7 +548,7 @@ def budget_status(*, user_id: int, now: datetime | None = None) -> BudgetStatus:
         period=period,
         period_start=period_start,
         resets_at=resets_at,
-        daily=usage.daily,
+        daily=daily,
     )
 
 
@@ -592,9 +593,51 @@ class Page:
         return out
 
 
-def page_of(queryset: QuerySet, *, page: int, per_page: int) -> Page:
+def page_of(queryset: QuerySet, *, page: int, per_page: int, total: int | None = None) -> Page:
     """One page of rows and the exact total; a page past the end is empty (and costs no row query)."""
-    total = queryset.count()
+    if total is None:
+        total = queryset.count()
     offset = (page - 1) * per_page
     rows = list(queryset[offset : offset + per_page]) if offset < total else []
     return Page(rows=rows, total=total, page=page, per_page=per_page)
+
+
+def request_page(*, filters: RequestFilter, user_id: int | None, page: int, per_page: int) -> Page:
+    """A page of the filtered log (filters validated by the caller). The total comes from the rollups plus
+    the live tail when the filters are rollup dimensions, so an unsearched list of millions of rows does not
+    count them one by one; a search counts the matching rows (trigram-indexed)."""
+    total = _total_from_rollups(filters, user_id=user_id)
+    return page_of(filters.qs, page=page, per_page=per_page, total=total)
+
+
+def _total_from_rollups(filters: RequestFilter, *, user_id: int | None) -> int | None:
+    data = filters.form.cleaned_data
+    start, end = data.get("start_date"), data.get("end_date")
+    status, cached = data.get("status") or None, data.get("cached")
+    if (data.get("search") or "").strip() or isinstance(start, datetime) or isinstance(end, datetime):
+        return None
+    if status and cached is not None:
+        return None  # the rollups hold no status x cache cross-tab
+    watermark = rollups_complete_through()
+    if watermark is None:
+        return None
+    rolled_end = min(watermark, end) if end else watermark
+    rolled = DailyUsage.objects.filter(date__lte=rolled_end)
+    if user_id is not None:
+        rolled = rolled.filter(user_id=user_id)
+    if start:
+        rolled = rolled.filter(date__gte=start)
+    for name in ("model", "provider"):
+        if data.get(name):
+            rolled = rolled.filter(**{name: data[name]})
+    sums = rolled.aggregate(n=Sum("requests"), ok=Sum("successes"), hits=Sum("cache_hits"))
+    requests, successes, hits = sums["n"] or 0, sums["ok"] or 0, sums["hits"] or 0
+    if status:
+        total = successes if status == GatewayRequest.Status.SUCCESS else requests - successes
+    elif cached is not None:
+        total = hits if cached else requests - hits
+    else:
+        total = requests
+    if end is None or end > watermark:
+        total += filters.qs.filter(created_at__gte=day_start(watermark + timedelta(days=1))).count()
+    return total

@@ -27,10 +27,10 @@ from analytics.selectors import (
     comparison_view,
     model_list_with_prices,
     overview_get,
-    page_of,
     request_filter_choices,
     request_get,
     request_list,
+    request_page,
     user_by_username,
     user_choices,
 )
@@ -107,7 +107,12 @@ def request_log(request: HttpRequest) -> HttpResponse:
         page_number = max(int(request.GET.get("page", 1)), 1)
     except ValueError:
         page_number = 1
-    page = page_of(filters.qs, page=page_number, per_page=PER_PAGE) if filters.is_valid() else None
+    valid = filters.is_valid()
+    page = (
+        request_page(filters=filters, user_id=scope.user_id, page=page_number, per_page=PER_PAGE)
+        if valid
+        else None
+    )
     context = {
         "nav": "requests",
         "scope": scope,

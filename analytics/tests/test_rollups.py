@@ -114,3 +114,54 @@ def test_p95_from_the_histogram_is_within_five_percent():
         histogram[latency_bucket(value)] = histogram.get(latency_bucket(value), 0) + 1
     assert percentile_from_histogram(histogram, 0.95) == pytest.approx(1900, rel=0.05)
     assert percentile_from_histogram({}, 0.95) is None
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"model": "gpt-4o"},
+        {"provider": "openai"},
+        {"status": "error"},
+        {"status": "success", "model": "gpt-4o-mini"},
+        {"cached": "true"},
+        {"cached": "false"},
+        {"status": "error", "cached": "false"},
+        {"start_date": "DAYS_AGO_10"},
+        {"end_date": "DAYS_AGO_3", "model": "gpt-4o"},
+        {"start_date": "DAYS_AGO_20", "end_date": "DAYS_AGO_0"},
+        {"search": "nothing matches"},
+    ],
+)
+def test_list_totals_from_rollups_match_counting_the_rows(alice, bob, alice_api, params):
+    _spread(alice)
+    _spread(bob, days=5)
+    rollups_refresh()
+    GatewayRequestFactory(user=alice, model="gpt-4o", status="error")  # today, live
+    today = timezone.now().date()
+    query = {
+        name: (today - timedelta(days=int(value.rsplit("_", 1)[1]))).isoformat()
+        if value.startswith("DAYS_AGO")
+        else value
+        for name, value in params.items()
+    }
+    body = alice_api.get("/v1/analytics/requests", {**query, "per_page": 100}).json()
+    rows = GatewayRequest.objects.filter(user=alice)
+    if "model" in query:
+        rows = rows.filter(model=query["model"])
+    if "provider" in query:
+        rows = rows.filter(provider=query["provider"])
+    if "status" in query:
+        rows = rows.filter(status=query["status"])
+    if "cached" in query:
+        rows = rows.filter(cached=query["cached"] == "true")
+    if "start_date" in query:
+        rows = rows.filter(created_at__date__gte=query["start_date"])
+    if "end_date" in query:
+        rows = rows.filter(created_at__date__lte=query["end_date"])
+    if "search" in query:
+        rows = rows.none()
+    assert body["total"] == rows.count()
+    assert body["total_pages"] == -(-rows.count() // 100)
+    if rows.count() <= 100:
+        assert len(body["requests"]) == rows.count()

@@ -1,0 +1,226 @@
+"""The dashboard in headless Chromium (Playwright, Debian's /usr/bin/chromium) against a live server.
+
+Skipped, with the reason, where Chromium or Playwright is missing (make test installs both).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from analytics.tests.factories import AttemptFactory, GatewayRequestFactory
+
+# The live server and the ORM calls in these tests share a thread with Playwright's event loop.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PASSWORD = "pw-for-tests"  # accounts.tests.factories.UserFactory
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium (apt-get install chromium)"
+    ),
+    pytest.mark.skipif(importlib.util.find_spec("playwright") is None, reason="needs the playwright package"),
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=live_server.url)
+    context.set_default_timeout(30_000)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    yield tab
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def log_in(page, username: str) -> None:
+    page.goto("/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r".*/dashboard/$"))
+
+
+def _traffic(user) -> list:
+    now = timezone.now()
+    rows = []
+    for day in range(12):
+        for index, (model, provider) in enumerate(
+            [
+                ("gpt-4o-mini", "openai"),
+                ("claude-sonnet-4-5-20250929", "anthropic"),
+                ("deepseek-chat", "deepseek"),
+            ]
+        ):
+            rows.append(
+                GatewayRequestFactory(
+                    user=user,
+                    created_at=now - timedelta(days=day, minutes=index),
+                    model=model,
+                    provider=provider,
+                    prompt_text=f"Question {day}-{index} about {'haiku' if index == 1 else 'tcp'}",
+                    total_cost_usd=Decimal("0.0001") * (index + 1) * (day + 1),
+                    status="error" if (day, index) == (3, 2) else "success",
+                    latency_ms=300 + 40 * index + day,
+                )
+            )
+    return rows
+
+
+def test_log_in_and_see_the_overview_charts_drawn_with_data(page, alice):
+    _traffic(alice)
+    log_in(page, "alice")
+    page.wait_for_function("() => window.Chart && Chart.getChart(document.getElementById('chart-daily'))")
+    drawn = page.evaluate(
+        """() => ['chart-daily', 'chart-providers'].map(id => {
+            const canvas = document.getElementById(id);
+            const chart = Chart.getChart(canvas);
+            return {width: canvas.width, height: canvas.height,
+                    points: chart.data.datasets[0].data.reduce((a, b) => a + Number(b), 0)};
+        })"""
+    )
+    for chart in drawn:
+        assert chart["width"] > 0 and chart["height"] > 0
+        assert chart["points"] > 0
+    assert page.inner_text("[data-testid=stat-requests]") == "36"
+
+    page.click("text=7 days")  # an HTMX swap of the body; the charts are drawn again
+    page.wait_for_function(
+        "() => document.querySelector('#overview-body .sub').textContent.includes('last 7 days')"
+    )
+    page.wait_for_function("() => Chart.getChart(document.getElementById('chart-daily'))")
+    assert page.inner_text("[data-testid=stat-requests]") == "21"
+    assert "days=7" in page.url
+
+
+def test_filter_the_request_log_and_open_a_detail_page(page, alice, catalog):
+    rows = _traffic(alice)
+    AttemptFactory(request=rows[1], index=0, status="error", status_code=429, error="Rate limited upstream")
+    log_in(page, "alice")
+    page.click("nav >> text=Requests")
+    page.wait_for_url(re.compile(r".*/dashboard/requests/$"))
+    assert "1\u201320 of 36 requests" in page.inner_text("[data-testid=result-count]")
+
+    page.fill("#id_search", "haiku")  # debounced HTMX search; the URL follows
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=result-count]').textContent.includes('of 12')"
+    )
+    assert "search=haiku" in page.url
+    page.select_option("#id_provider", "anthropic")
+    page.wait_for_url(re.compile(r".*provider=anthropic.*"))
+    assert "12 requests" in page.inner_text("[data-testid=result-count]")
+
+    page.click(f"a[href='/dashboard/requests/{rows[1].id}/'] >> nth=0")
+    page.wait_for_url(re.compile(rf".*/dashboard/requests/{rows[1].id}/$"))
+    body = page.inner_text("main")
+    assert "claude-sonnet-4-5-20250929" in body
+    assert "Rate limited upstream" in body
+    assert "Question 0-1 about haiku" in body
+
+
+def test_create_and_revoke_a_key(page, alice):
+    log_in(page, "alice")
+    page.click("nav >> text=API keys")
+    page.fill("#id_name", "browser-key")
+    page.click("text=Create key")
+    key = page.input_value("#new-key-value")
+    assert key.startswith("amr_") and len(key) == 44
+    row = page.locator("tr", has_text="browser-key")
+    assert "active" in row.inner_text()
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.locator("text=Revoke").click()
+    page.wait_for_function("() => !document.getElementById('new-key-value')")
+    assert "revoked" in page.locator("tr", has_text="browser-key").inner_text()
+
+    from accounts.models import ApiKey
+
+    assert ApiKey.objects.get(user=alice, name="browser-key").status == "revoked"
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("budgets.services") is None
+    or not hasattr(importlib.import_module("budgets.services"), "budget_limit_set"),
+    reason="needs budgets.services.budget_limit_set",
+)
+def test_set_a_budget(page, alice):
+    log_in(page, "alice")
+    page.click("nav >> text=Budget")
+    page.fill("#id_limit_usd", "25")
+    page.click("text=Save limit")
+    page.wait_for_selector("text=Your limit is now $25.")
+    assert page.inner_text("[data-testid=own-limit]") == "$25.00"
+    page.wait_for_function("() => Chart.getChart(document.getElementById('chart-budget'))")
+
+    from budgets.models import Budget
+
+    assert Budget.objects.get(user=alice).own_limit_usd == Decimal(25)
+
+
+def _compare_service_present() -> bool:
+    try:
+        return importlib.util.find_spec("routing.services.comparisons") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@pytest.fixture
+def compare_backend(fake_upstream, settings, catalog):
+    """A real Celery worker and every provider pointed at the fake upstream, for a comparison end to end."""
+    from providers.catalog import catalog_invalidate
+    from routing.tests.conftest import LiveWorker
+    from routing.tests.live import live_database_url
+
+    settings.PROVIDER_BASE_URLS = fake_upstream.base_urls
+    catalog_invalidate()
+    fake_upstream.clear()
+    with LiveWorker(database_url=live_database_url(), upstream=fake_upstream, concurrency=2) as worker:
+        yield worker
+    catalog_invalidate()
+
+
+@pytest.mark.skipif(not _compare_service_present(), reason="needs the compare service")
+def test_run_a_comparison_to_completion(page, alice, compare_backend):
+    log_in(page, "alice")
+    page.click("nav >> text=Compare")
+    page.check("input[value='gpt-4o-mini']")
+    page.check("input[value='deepseek-chat']")
+    page.fill("#id_prompt", "Say hello in French")
+    page.click("text=Run comparison")
+    page.wait_for_selector("#compare-results[data-status=done]", timeout=60_000)
+    results = page.locator("#compare-results article")
+    assert results.count() == 2
+    text = page.inner_text("#compare-results")
+    assert "cheapest" in text and "fastest" in text
+    assert "/dashboard/compare/cmp_" in page.url
