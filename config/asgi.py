@@ -33,3 +33,8 @@ async def application(scope, receive, send):  # type: ignore[no-untyped-def]
         await api_application(scope, receive, send)
     else:
         await site_application(scope, receive, send)
+
+
+from config.tracing import tracing_setup  # noqa: E402
+
+tracing_setup()

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.authentication import aprincipal_for_key, key_from_headers
 from config.api_errors import ApiError, InvalidRequest, PayloadTooLarge, error_response, internal_error
+from config.tracing import tracer
 from routing.api.serializers import CompletionInputSerializer
 from routing.ratelimit import rate_limit_check
 from routing.rendering import dumps
@@ -61,6 +62,11 @@ def completion_input(request: HttpRequest) -> CompletionInput:
 @require_POST
 async def chat_completions(request: HttpRequest) -> HttpResponseBase:
     request_id: str = request.request_id  # type: ignore[attr-defined]
+    with tracer.start_as_current_span("chat.completion", attributes={"router.request_id": request_id}):
+        return await _chat_completions(request, request_id)
+
+
+async def _chat_completions(request: HttpRequest, request_id: str) -> HttpResponseBase:
     try:
         principal = await aprincipal_for_key(key_from_headers(request))
         await rate_limit_check(principal)

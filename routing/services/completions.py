@@ -19,6 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from opentelemetry.trace import Status, StatusCode
 
 from budgets.hotpath import abudget_release, abudget_reserve, abudget_settle
 from budgets.services import budget_release, budget_settle, budget_state
@@ -31,6 +32,7 @@ from config.api_errors import (
     UpstreamTimeout,
 )
 from config.db import get_pool, insert_statement, run_orm
+from config.tracing import tracer
 from providers.adapters import get_adapter
 from providers.adapters.base import ChatRequest, ChatResult, ProviderError, StreamDelta, Usage
 from providers.catalog import Catalog, CatalogModel, acatalog_get
@@ -364,6 +366,19 @@ def _record_attempt(
     run: CompletionRun, model: CatalogModel, started: float, error: ProviderError | None
 ) -> None:
     latency = int((time.monotonic() - started) * 1000)
+    span = tracer.start_span(
+        "provider.attempt",
+        start_time=time.time_ns() - latency * 1_000_000,
+        attributes={
+            "router.model": model.model_id,
+            "router.provider": model.provider,
+            "router.attempt": len(run.attempts),
+        },
+    )
+    if error is not None:
+        span.set_status(Status(StatusCode.ERROR, str(error)))
+        span.set_attribute("http.response.status_code", error.status or 0)
+    span.end()
     metrics.UPSTREAM_LATENCY.labels(model.model_id, model.provider).observe(latency / 1000)
     if run.attempts and run.attempts[-1].model == model.model_id:
         metrics.RETRIES.labels(model.model_id, model.provider).inc()
