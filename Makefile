@@ -36,4 +36,4 @@ test: $(STAMP) services lint
 	$(VENV)/bin/pytest
 
 bench: $(STAMP) services
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH)

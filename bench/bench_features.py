@@ -1,0 +1,101 @@
+"""What budgets and the response cache cost (or save) per request.
+
+Run: `.venv/bin/python -m bench.bench_features`. Budgets cannot be switched off in the product (a gateway
+that can silently stop enforcing limits is a liability), so their cost is measured directly: the reserve
+statement and the settle statement, each timed on the same async pool the gateway uses. The cache is
+measured through the gateway: the same prompt again (a hit) against a new prompt each time (a miss).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from decimal import Decimal
+
+import httpx
+
+from bench.common import (
+    BENCH_DB,
+    BENCH_REDIS,
+    fake_upstream,
+    gateway,
+    median,
+    percentile,
+    prepare_database,
+    table,
+)
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+os.environ["DATABASE_URL"] = BENCH_DB
+os.environ["REDIS_URL"] = BENCH_REDIS
+
+
+async def budget_round_trips(user_id: int, n: int) -> tuple[list[float], list[float]]:
+    from budgets.hotpath import abudget_reserve, abudget_settle
+    from config.db import close_pools, get_pool
+
+    reserve, settle = [], []
+    pool = await get_pool()
+    assert pool is not None
+    for i in range(n):
+        started = time.perf_counter()
+        reservation = await abudget_reserve(
+            user_id=user_id, amount=Decimal("0.0001"), request_id=f"bench-{i}"
+        )
+        reserve.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        async with pool.connection() as conn, conn.pipeline(), conn.transaction():
+            await abudget_settle(conn, reservation_id=reservation, actual_cost=Decimal("0.00005"))
+        settle.append((time.perf_counter() - started) * 1000)
+    await close_pools()
+    return reserve, settle
+
+
+async def cache_latencies(url: str, key: str, n: int) -> tuple[list[float], list[float]]:
+    headers = {"Authorization": f"Bearer {key}"}
+    hits, misses = [], []
+    async with httpx.AsyncClient(timeout=30) as client:
+        same = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "cached prompt"}]}
+        await client.post(url, json=same, headers=headers)
+        for i in range(n):
+            started = time.perf_counter()
+            response = await client.post(url, json=same, headers=headers)
+            hits.append((time.perf_counter() - started) * 1000)
+            assert response.headers["X-Router-Cache"] == "hit"
+            new = {
+                "model": "gpt-4o-mini",
+                "messages": [{"role": "user", "content": f"fresh {i} {time.time_ns()}"}],
+            }
+            started = time.perf_counter()
+            await client.post(url, json=new, headers=headers)
+            misses.append((time.perf_counter() - started) * 1000)
+    return hits, misses
+
+
+def main() -> None:
+    key = prepare_database()
+    import django
+
+    django.setup()
+    from accounts.models import User
+
+    user_id = User.objects.get(username="bench").pk
+    reserve, settle = asyncio.run(budget_round_trips(user_id, 300))
+    rows = [
+        ["reserve (one conditional statement)", median(reserve), percentile(reserve, 99)],
+        ["settle (one statement, durable commit)", median(settle), percentile(settle, 99)],
+    ]
+    print(table("Budget bookkeeping per request (ms)", ["step", "p50", "p99"], rows))
+    print()
+    with fake_upstream(cpu=0) as upstream, gateway(upstream.url, cpu=1) as (url, _pid):
+        hits, misses = asyncio.run(cache_latencies(url + "/v1/chat/completions", key, 200))
+    rows = [
+        ["cache hit", median(hits), percentile(hits, 99)],
+        ["cache miss", median(misses), percentile(misses, 99)],
+    ]
+    print(table("Response cache through the gateway (ms, upstream at 0 ms)", ["kind", "p50", "p99"], rows))
+
+
+if __name__ == "__main__":
+    main()
