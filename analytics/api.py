@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -39,24 +39,30 @@ class AnalyticsApi(APIView):
 
 
 class UsageSummaryApi(AnalyticsApi):
+    @extend_schema_serializer(component_name="AnalyticsUsageQuery")
     class InputSerializer(serializers.Serializer):
         days = serializers.IntegerField(min_value=1, max_value=365, default=30)
 
+    @extend_schema_serializer(component_name="AnalyticsUsageGroup")
     class GroupSerializer(serializers.Serializer):
         requests = serializers.IntegerField()
         cost_usd = money()
 
+    @extend_schema_serializer(component_name="AnalyticsUsageProvider")
     class ProviderSerializer(GroupSerializer):
         provider = serializers.CharField(source="name")
 
+    @extend_schema_serializer(component_name="AnalyticsUsageModel")
     class ModelSerializer(GroupSerializer):
         model = serializers.CharField(source="name")
 
+    @extend_schema_serializer(component_name="AnalyticsUsageDay")
     class DaySerializer(serializers.Serializer):
         date = serializers.DateField()
         requests = serializers.IntegerField()
         cost_usd = money()
 
+    @extend_schema_serializer(component_name="AnalyticsUsageTotals")
     class OutputSerializer(serializers.Serializer):
         days = serializers.IntegerField()
         start_date = serializers.DateField(source="start")
@@ -73,8 +79,9 @@ class UsageSummaryApi(AnalyticsApi):
 
     @extend_schema(
         parameters=[InputSerializer],
+        operation_id="analytics_usage_retrieve",
         responses=inline_serializer(
-            "UsageSummary",
+            "AnalyticsUsageSummary",
             {
                 **OutputSerializer().fields,
                 "by_provider": ProviderSerializer(many=True),
@@ -95,10 +102,12 @@ class UsageSummaryApi(AnalyticsApi):
 
 
 class RequestListApi(AnalyticsApi):
+    @extend_schema_serializer(component_name="AnalyticsRequestListQuery")
     class InputSerializer(serializers.Serializer):
         page = serializers.IntegerField(min_value=1, max_value=10_000_000, default=1)
         per_page = serializers.IntegerField(min_value=1, max_value=100, default=20)
 
+    @extend_schema_serializer(component_name="AnalyticsRequestRow")
     class OutputSerializer(serializers.Serializer):
         id = serializers.CharField()
         created_at = serializers.DateTimeField()
@@ -123,8 +132,9 @@ class RequestListApi(AnalyticsApi):
                 for name in ("model", "provider", "status", "search", "start_date", "end_date")
             ),
         ],
+        operation_id="analytics_requests_list",
         responses=inline_serializer(
-            "RequestList",
+            "AnalyticsRequestList",
             {
                 "requests": OutputSerializer(many=True),
                 "total": serializers.IntegerField(),
@@ -157,6 +167,7 @@ class RequestListApi(AnalyticsApi):
         )
 
 
+@extend_schema_serializer(component_name="AnalyticsAttempt")
 class AttemptSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     model = serializers.CharField()
@@ -168,6 +179,7 @@ class AttemptSerializer(serializers.Serializer):
 
 
 class RequestDetailApi(AnalyticsApi):
+    @extend_schema_serializer(component_name="AnalyticsRequestDetail")
     class OutputSerializer(serializers.Serializer):
         id = serializers.CharField()
         created_at = serializers.DateTimeField()
@@ -203,15 +215,20 @@ class RequestDetailApi(AnalyticsApi):
         comparison_id = serializers.CharField(allow_null=True)
         batch_id = serializers.CharField(allow_null=True)
 
-    @extend_schema(responses=OutputSerializer)
+    @extend_schema(operation_id="analytics_request_retrieve", responses=OutputSerializer)
     def get(self, request: Request, request_id: str) -> Response:
-        row = request_get(request_id=request_id, user_id=self.user_id(request))
+        row = (
+            None
+            if "\x00" in request_id
+            else request_get(request_id=request_id, user_id=self.user_id(request))
+        )
         if row is None:
             raise NotFound(f"Request '{request_id}' not found", param="id", code="request_not_found")
         return Response(self.OutputSerializer(row).data)
 
 
 class ModelListApi(AnalyticsApi):
+    @extend_schema_serializer(component_name="AnalyticsCatalogModel")
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
         model_id = serializers.CharField()
@@ -228,7 +245,7 @@ class ModelListApi(AnalyticsApi):
         is_active = serializers.BooleanField(source="active")
         aliases = serializers.ListField(child=serializers.CharField())
 
-    @extend_schema(responses=OutputSerializer(many=True))
+    @extend_schema(operation_id="analytics_models_list", responses=OutputSerializer(many=True))
     def get(self, request: Request) -> Response:
         models = model_list_with_prices()
         return Response(self.OutputSerializer(models, many=True).data)

@@ -14,6 +14,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from routing.models import GatewayRequest
 
 MAX_SEARCH_LENGTH = 200
+MIN_YEAR, MAX_YEAR = 1970, 9000  # far from datetime's limits, so a day can be added without overflow
 
 
 class DateOrDateTimeField(forms.Field):
@@ -30,6 +31,8 @@ class DateOrDateTimeField(forms.Field):
             parsed = None
         if parsed is None:
             raise ValidationError("Enter a date (YYYY-MM-DD) or an ISO 8601 date-time.", code="invalid")
+        if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+            raise ValidationError(f"Enter a date between {MIN_YEAR} and {MAX_YEAR}.", code="out_of_range")
         if isinstance(parsed, datetime) and parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=UTC)
         return parsed

@@ -90,3 +90,7 @@ def test_a_staff_key_still_sees_only_its_own_requests(alice, admin_user):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_issue(user=admin_user)[1]}")
     assert client.get(url(row.id)).status_code == 404
+
+
+def test_an_id_with_a_nul_byte_is_a_404_not_a_500(alice_api):
+    assert alice_api.get(url("req_%00x")).status_code == 404

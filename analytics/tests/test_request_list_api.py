@@ -100,6 +100,10 @@ def test_per_page_defaults_to_20(alice, alice_api):
         ({"start_date": "yesterday"}, "start_date"),
         ({"end_date": "2025-13-40"}, "end_date"),
         ({"start_date": "2025-10-02", "end_date": "2025-10-01"}, "start_date"),
+        ({"end_date": "9999-12-31"}, "end_date"),
+        ({"start_date": "0001-01-01"}, "start_date"),
+        ({"search": "nul\x00byte"}, "search"),
+        ({"model": "x" * 129}, "model"),
     ],
 )
 def test_bad_parameters_are_400_naming_the_parameter(alice_api, params, param):
