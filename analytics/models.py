@@ -12,7 +12,8 @@ def money_sum() -> models.DecimalField:
 
 
 class DailyUsage(models.Model):
-    """One row per user, UTC day, provider and model: the additive numbers of that day's requests."""
+    """One row per user, UTC day, provider and model: the additive numbers of that day's requests (for the
+    day of the watermark, of its requests before the watermark)."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     date = models.DateField()
@@ -56,10 +57,11 @@ class DailyLatency(models.Model):
 
 
 class JobState(models.Model):
-    """Watermarks of the periodic jobs: the last UTC day fully rolled up, the retention cut-off applied."""
+    """Watermarks of the periodic jobs: the rollups cover the log before rolled_until; retention has cleared
+    text before cleared_before."""
 
     name = models.CharField(primary_key=True, max_length=32)
-    complete_through = models.DateField(null=True, blank=True)
+    rolled_until = models.DateTimeField(null=True, blank=True)
     cleared_before = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -202,22 +202,23 @@ def _rollup_sums() -> dict[str, Any]:
     }
 
 
-def rollups_complete_through() -> date | None:
-    return JobState.objects.filter(name=JobState.ROLLUPS).values_list("complete_through", flat=True).first()
+def rollups_rolled_until() -> datetime | None:
+    """The rollups hold every request created before this moment (None: never refreshed yet)."""
+    return JobState.objects.filter(name=JobState.ROLLUPS).values_list("rolled_until", flat=True).first()
 
 
 def usage_summary(*, user_id: int | None, days: int, now: datetime | None = None) -> UsageSummary:
     """The last `days` UTC calendar days including today; user_id None means every user (staff views).
 
-    Whole days up to the rollup watermark come from DailyUsage / DailyLatency; everything after it (today,
-    and any day the periodic job has not reached yet) is aggregated live from the log over the
-    (user, created_at) index, so the answer is current to the second.
+    The rollups (DailyUsage / DailyLatency) answer for everything before their watermark, a few minutes ago
+    when the periodic job runs; the requests after it are aggregated live from the log over the
+    (user, created_at) index, so the answer is current to the second and the live part stays small.
     """
     today = utc_today(now)
     start = today - timedelta(days=days - 1)
-    watermark = rollups_complete_through()
-    rolled_end = min(watermark, today - timedelta(days=1)) if watermark else None
-    live_from = start if rolled_end is None or rolled_end < start else rolled_end + timedelta(days=1)
+    watermark = rollups_rolled_until()
+    use_rollups = watermark is not None and watermark > day_start(start)
+    live_from = watermark if use_rollups and watermark is not None else day_start(start)
     scope = Q() if user_id is None else Q(user_id=user_id)
 
     totals = Totals()
@@ -235,7 +236,10 @@ def usage_summary(*, user_id: int | None, days: int, now: datetime | None = None
             daily[day].requests += row["requests"]
             daily[day].cost_usd += row["cost_usd"]
 
-    if rolled_end is not None and live_from > start:
+    if use_rollups:
+        rolled_end = live_from.astimezone(
+            UTC
+        ).date()  # that day's row holds its requests before the watermark
         rollups = DailyUsage.objects.filter(scope, date__gte=start, date__lte=rolled_end)
         for group in rollups.values("provider", "model").annotate(**_rollup_sums()).order_by():
             merge(group, None)
@@ -248,7 +252,7 @@ def usage_summary(*, user_id: int | None, days: int, now: datetime | None = None
             histogram[bucket_row["bucket"]] = histogram.get(bucket_row["bucket"], 0) + bucket_row["n"]
 
     live = GatewayRequest.objects.filter(
-        scope, created_at__gte=day_start(live_from), created_at__lt=day_start(today + timedelta(days=1))
+        scope, created_at__gte=live_from, created_at__lt=day_start(today + timedelta(days=1))
     )
     live_rows = (
         live.annotate(day=TruncDate("created_at", tzinfo=UTC))
@@ -618,11 +622,11 @@ def _total_from_rollups(filters: RequestFilter, *, user_id: int | None) -> int |
         return None
     if status and cached is not None:
         return None  # the rollups hold no status x cache cross-tab
-    watermark = rollups_complete_through()
+    watermark = rollups_rolled_until()
     if watermark is None:
         return None
-    rolled_end = min(watermark, end) if end else watermark
-    rolled = DailyUsage.objects.filter(date__lte=rolled_end)
+    watermark_day = watermark.astimezone(UTC).date()
+    rolled = DailyUsage.objects.filter(date__lte=min(watermark_day, end) if end else watermark_day)
     if user_id is not None:
         rolled = rolled.filter(user_id=user_id)
     if start:
@@ -638,6 +642,6 @@ def _total_from_rollups(filters: RequestFilter, *, user_id: int | None) -> int |
         total = hits if cached else requests - hits
     else:
         total = requests
-    if end is None or end > watermark:
-        total += filters.qs.filter(created_at__gte=day_start(watermark + timedelta(days=1))).count()
+    if end is None or end >= watermark_day:
+        total += filters.qs.filter(created_at__gte=watermark).count()
     return total

@@ -13,60 +13,64 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from analytics.models import DailyLatency, DailyUsage, JobState
-from analytics.selectors import day_start, latency_bucket_expression, log_sums, utc_today
+from analytics.selectors import day_start, latency_bucket_expression, log_sums
 from routing.models import BatchItem, Comparison, GatewayRequest
 
 logger = logging.getLogger(__name__)
 
-# Requests are logged when they finish, stamped with the time they started, so a day can still gain rows
-# after midnight; each refresh rebuilds the last rolled day as well as the new ones.
+# Requests are logged when they finish, stamped with the time they started. The rollups stop short of the
+# present by the longest a request can run (ROUTER_DEADLINE_S, plus a margin), so that nothing before the
+# watermark can still arrive; each refresh also rebuilds the day before the watermark, for stragglers.
 REROLL_DAYS = 2
+SETTLE_MARGIN_S = 60
 RETENTION_BATCH = 5000
+
+
+def rollup_cutoff(now: datetime | None = None) -> datetime:
+    moment = (now or timezone.now()) - timedelta(seconds=settings.ROUTER_DEADLINE_S + SETTLE_MARGIN_S)
+    return moment.astimezone(UTC).replace(second=0, microsecond=0)
 
 
 @dataclass(frozen=True)
 class RollupResult:
-    first_day: date | None
-    complete_through: date
+    first_day: date
+    rolled_until: datetime
     usage_rows: int
     latency_rows: int
 
 
 def rollups_refresh(*, since: date | None = None, now: datetime | None = None) -> RollupResult:
-    """Rebuilds the daily rollups of every finished UTC day from `since` (default: just after the watermark,
-    less REROLL_DAYS) through yesterday, then moves the watermark to yesterday.
+    """Rebuilds the daily rollups from `since` (default: the day before the watermark's day) up to the new
+    watermark, rollup_cutoff(now): whole days, then today's rows so far. Runs every few minutes, so reads
+    aggregate only the last few minutes of the log live, however busy the day.
 
     Safe to run at any time and concurrently: the watermark row is locked for the whole rebuild, and readers
-    see either the old or the new rows of a day (one transaction), never half of each.
+    see either the old or the new rows (one transaction), never half of each.
     """
-    yesterday = utc_today(now) - timedelta(days=1)
+    cutoff = rollup_cutoff(now)
     with transaction.atomic():
         state, _ = JobState.objects.select_for_update().get_or_create(name=JobState.ROLLUPS)
-        if since is None and state.complete_through is not None:
-            since = state.complete_through - timedelta(days=REROLL_DAYS - 1)
+        if since is None and state.rolled_until is not None:
+            since = state.rolled_until.astimezone(UTC).date() - timedelta(days=REROLL_DAYS - 1)
         if since is None:
             first = GatewayRequest.objects.order_by("created_at").values_list("created_at", flat=True).first()
-            since = first.astimezone(UTC).date() if first else yesterday + timedelta(days=1)
-        usage_rows = latency_rows = 0
-        if since <= yesterday:
-            usage_rows, latency_rows = _rebuild(since, yesterday)
-        if state.complete_through is None or state.complete_through < yesterday:
-            state.complete_through = yesterday
+            since = first.astimezone(UTC).date() if first else cutoff.date()
+        since = min(since, cutoff.date())
+        usage_rows, latency_rows = _rebuild(since, cutoff)
+        state.rolled_until = cutoff
         state.save()
     return RollupResult(
-        first_day=since if since <= yesterday else None,
-        complete_through=state.complete_through or yesterday,
-        usage_rows=usage_rows,
-        latency_rows=latency_rows,
+        first_day=since, rolled_until=cutoff, usage_rows=usage_rows, latency_rows=latency_rows
     )
 
 
-def _rebuild(first: date, last: date) -> tuple[int, int]:
-    DailyUsage.objects.filter(date__gte=first, date__lte=last).delete()
-    DailyLatency.objects.filter(date__gte=first, date__lte=last).delete()
-    log = GatewayRequest.objects.filter(
-        created_at__gte=day_start(first), created_at__lt=day_start(last + timedelta(days=1))
-    ).annotate(day=TruncDate("created_at", tzinfo=UTC))
+def _rebuild(first: date, until: datetime) -> tuple[int, int]:
+    """Replaces the rollup rows of the days from `first` on with the log's rows from `first` to `until`."""
+    DailyUsage.objects.filter(date__gte=first).delete()
+    DailyLatency.objects.filter(date__gte=first).delete()
+    log = GatewayRequest.objects.filter(created_at__gte=day_start(first), created_at__lt=until).annotate(
+        day=TruncDate("created_at", tzinfo=UTC)
+    )
     # The grouped rows are already aggregates (users x days x models), never the log rows themselves.
     keys = ("user_id", "day", "provider", "model")
     usage = [

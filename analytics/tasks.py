@@ -12,7 +12,7 @@ from analytics.services import retention_apply, rollups_refresh
 @shared_task(ignore_result=True)
 def rollups_refresh_task() -> dict[str, Any]:
     result = rollups_refresh()
-    return {"complete_through": result.complete_through.isoformat(), "usage_rows": result.usage_rows}
+    return {"rolled_until": result.rolled_until.isoformat(), "usage_rows": result.usage_rows}
 
 
 @shared_task(ignore_result=True)

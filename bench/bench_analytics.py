@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +30,8 @@ os.environ["DATABASE_URL"] = DATABASE_URL
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/12")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+warnings.filterwarnings("ignore", message="No directory at")  # no collectstatic needed in-process
 
 NEEDLE = "needle in a haystack"  # a rare prompt: the selective-search case
 NEEDLES = 40

@@ -32,23 +32,26 @@ def _spread(user, days=40):
             )
 
 
-def test_it_rolls_up_every_finished_day_and_moves_the_watermark(alice):
+def test_it_rolls_up_the_log_up_to_a_watermark_a_request_deadline_ago(alice, settings):
+    settings.ROUTER_DEADLINE_S = 120
     _spread(alice)
+    GatewayRequestFactory(user=alice, created_at=timezone.now() - timedelta(minutes=30))  # today, settled
     result = rollups_refresh()
-    today = timezone.now().date()
-    assert result.complete_through == today - timedelta(days=1)
-    assert JobState.objects.get(name=JobState.ROLLUPS).complete_through == today - timedelta(days=1)
-    assert not DailyUsage.objects.filter(date=today).exists()
+    now = timezone.now()
+    assert now - timedelta(minutes=4) < result.rolled_until <= now - timedelta(minutes=3)
+    assert JobState.objects.get(name=JobState.ROLLUPS).rolled_until == result.rolled_until
+    settled = GatewayRequest.objects.filter(created_at__lt=result.rolled_until)
     rolled = DailyUsage.objects.aggregate(n=Sum("requests"), c=Sum("cost_usd"))
-    log = GatewayRequest.objects.filter(created_at__date__lt=today).aggregate(c=Sum("total_cost_usd"))
-    assert rolled["n"] == GatewayRequest.objects.filter(created_at__date__lt=today).count()
-    assert rolled["c"] == log["c"]
+    assert rolled["n"] == settled.count() < GatewayRequest.objects.count()
+    assert rolled["c"] == settled.aggregate(c=Sum("total_cost_usd"))["c"]
     assert DailyLatency.objects.aggregate(n=Sum("count"))["n"] == rolled["n"]
+    assert DailyUsage.objects.filter(date=now.date()).exists()  # today's rows so far
 
 
 @pytest.mark.parametrize("refresh", [False, True])
 def test_usage_from_rollups_plus_live_today_equals_the_sum_over_the_list(alice, alice_api, refresh):
     _spread(alice)
+    GatewayRequestFactory(user=alice, created_at=timezone.now() - timedelta(hours=1))  # today, rolled up
     if refresh:
         rollups_refresh()
     GatewayRequestFactory(user=alice, total_cost_usd=Decimal("0.42"))  # today, after the refresh
@@ -103,7 +106,7 @@ def test_refresh_is_idempotent(alice):
 def test_the_celery_task_runs_the_refresh(alice):
     _spread(alice, days=3)
     result = rollups_refresh_task.apply().get()
-    assert result["complete_through"] == (timezone.now().date() - timedelta(days=1)).isoformat()
+    assert result["rolled_until"] == JobState.objects.get(name=JobState.ROLLUPS).rolled_until.isoformat()
     assert DailyUsage.objects.exists()
 
 

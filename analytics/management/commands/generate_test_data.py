@@ -109,7 +109,7 @@ class Command(BaseCommand):
         if not options["no_rollups"]:
             # The rows land on past days the periodic job has already rolled up: rebuild those days now.
             result = rollups_refresh(since=(now - timedelta(days=days)).date())
-            self.stdout.write(f"Rolled up daily usage through {result.complete_through}")
+            self.stdout.write(f"Rolled up usage until {result.rolled_until:%Y-%m-%d %H:%M} UTC")
 
     def _row(self, rng: random.Random, user_id: int, models: list, created: Any) -> list[Any]:
         model = rng.choice(models)
