@@ -7,14 +7,15 @@ provider call), written in the same transaction that settles its budget reservat
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import transaction
@@ -48,6 +49,7 @@ ZERO = Decimal(0)
 # Approximate token counts can run low; reserve with headroom so the actual cost stays inside the hold.
 APPROX_PROMPT_MARGIN = Decimal("1.15")
 _background: set[asyncio.Task[Any]] = set()
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -775,8 +777,38 @@ async def _serve_cache_hit(
     return model, result, zero
 
 
+def _keep(task: asyncio.Task[Any]) -> None:
+    _background.add(task)
+    task.add_done_callback(_forget)
+
+
+def _forget(task: asyncio.Task[Any]) -> None:
+    _background.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: an error after the client left is in the log already
+
+
+async def _unless_abandoned(work: Coroutine[Any, Any, T]) -> T:
+    """Runs the work in a task of its own, so a client that goes away cannot cut it short.
+
+    Cancelled halfway, a request would leave its budget reservation held until it expires and the
+    provider's charge for the call unrecorded. Shielded, it finishes: logged and settled at its actual
+    cost; only the answer goes nowhere.
+    """
+    task = asyncio.ensure_future(work)
+    _keep(task)
+    return await asyncio.shield(task)
+
+
 async def completion_create(*, caller: Caller, inp: CompletionInput, request_id: str) -> CompletionResponse:
-    """A non-streaming completion. Raises ApiError (already logged when a provider was involved)."""
+    """A non-streaming completion. Raises ApiError (already logged when a provider was involved).
+
+    It runs to the end even when the client disconnects (see _unless_abandoned).
+    """
+    return await _unless_abandoned(_completion_create(caller=caller, inp=inp, request_id=request_id))
+
+
+async def _completion_create(*, caller: Caller, inp: CompletionInput, request_id: str) -> CompletionResponse:
     run = await completion_plan(caller=caller, inp=inp, request_id=request_id)
     entry = await _cache_lookup(run)
     if entry is not None:
@@ -854,6 +886,8 @@ class OpenStream:
 
     headers: dict[str, str]
     body: AsyncIterator[bytes]
+    # Ends a stream whose client left before reading a byte of it: closes the upstream, logs and settles.
+    abandon: Callable[[], Awaitable[None]] | None = None
 
 
 class _StreamState:
@@ -1054,7 +1088,40 @@ async def _replay(
 
 
 async def completion_stream_open(*, caller: Caller, inp: CompletionInput, request_id: str) -> OpenStream:
-    """Opens a streaming completion. Errors before the first byte raise ApiError like non-streaming ones."""
+    """Opens a streaming completion. Errors before the first byte raise ApiError like non-streaming ones.
+
+    A client that goes away before the stream opens does not cut the opening short (reservations and
+    attempts in flight would be lost); the stream it opened is then ended as a disconnect.
+    """
+    task = asyncio.ensure_future(_completion_stream_open(caller=caller, inp=inp, request_id=request_id))
+    _keep(task)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(_abandon_opened)
+        raise
+
+
+def _abandon_opened(task: asyncio.Task[OpenStream]) -> None:
+    if task.cancelled() or task.exception() is not None:
+        return
+    opened = task.result()
+    if opened.abandon is not None:
+        _keep(asyncio.ensure_future(opened.abandon()))
+
+
+async def _abandon_stream(
+    run: CompletionRun, state: _StreamState, upstream: AsyncIterator[StreamDelta], first: StreamDelta
+) -> None:
+    state.absorb(first)  # charged for what the provider had generated, like a disconnect mid-stream
+    await _close(upstream)
+    disconnected = ApiError(
+        "The client disconnected before the stream began", status=499, code="client_disconnected"
+    )
+    await _log(run, state.outcome(disconnected))
+
+
+async def _completion_stream_open(*, caller: Caller, inp: CompletionInput, request_id: str) -> OpenStream:
     run = await completion_plan(caller=caller, inp=inp, request_id=request_id)
     entry = await _cache_lookup(run)
     if entry is not None:
@@ -1081,7 +1148,11 @@ async def completion_stream_open(*, caller: Caller, inp: CompletionInput, reques
             headers = _headers(run, model, None)
             headers["X-Router-Cost-Usd"] = dumps(_estimated_cost(run, model.model_id)).decode()
             headers["X-Router-Cost-Estimated"] = "true"
-            return OpenStream(headers=headers, body=_relay(run, state, upstream, first))
+            return OpenStream(
+                headers=headers,
+                body=_relay(run, state, upstream, first),
+                abandon=functools.partial(_abandon_stream, run, state, upstream, first),
+            )
         error = opened
         if not error.retryable:
             break
