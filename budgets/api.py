@@ -14,7 +14,7 @@ from budgets.renderers import MoneyJSONRenderer
 from budgets.services import BudgetState, budget_limit_set, budget_reset, budget_state
 from config.api_errors import InvalidRequest
 
-MONEY = {"max_digits": 20, "decimal_places": 10, "coerce_to_string": False}
+MONEY: dict[str, Any] = {"max_digits": 20, "decimal_places": 10, "coerce_to_string": False}
 
 
 class LimitField(serializers.DecimalField):
