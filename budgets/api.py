@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -26,9 +26,11 @@ class LimitField(serializers.DecimalField):
         return super().validate_empty_values(data)
 
 
+@extend_schema_serializer(component_name="Budget")
 class BudgetOutputSerializer(serializers.Serializer):
     """The shape of api.md's GET /v1/budget, shared by the three endpoints (each answers with the budget)."""
 
+    @extend_schema_serializer(component_name="BudgetSpending")
     class SpendingSerializer(serializers.Serializer):
         total_spent_usd = serializers.DecimalField(source="spent", **MONEY)
         spending_limit_usd = serializers.DecimalField(source="limit", allow_null=True, **MONEY)
@@ -68,6 +70,7 @@ class BudgetGetApi(BudgetApi):
 
 
 class BudgetLimitSetApi(BudgetApi):
+    @extend_schema_serializer(component_name="BudgetLimitInput")
     class InputSerializer(serializers.Serializer):
         # Required and nullable: null removes the limit; a missing value is an error, never "unlimited".
         limit_usd = LimitField(max_digits=20, decimal_places=10, min_value=0, allow_null=True, required=True)
