@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-GATEWAY_ENV = {"ROUTER_UPSTREAM_TIMEOUT_S": "10", "ROUTER_RETRY_AFTER_MAX_S": "5"}
+GATEWAY_ENV = {
+    "ROUTER_UPSTREAM_TIMEOUT_S": "10",
+    "ROUTER_RETRY_AFTER_MAX_S": "5",
+    # Small pools, as a deployment sized for a shared PostgreSQL would have (max_connections is 100 here,
+    # shared with the other gateways and workers of the test run): the ORM pool serves a handful of
+    # worker threads, the async pool the hot path's reserve and log statements.
+    "DB_POOL_MAX": "8",
+    "DB_ASYNC_POOL_MAX": "12",
+}
 
 
 @pytest.fixture(scope="session")
