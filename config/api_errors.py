@@ -169,13 +169,23 @@ def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     return response
 
 
-def internal_error(exc: BaseException) -> ApiError:
+def _database_unreachable(exc: BaseException) -> bool:
+    """The database is down or the link to it broke: through the ORM (Django's wrappers) or the async pool
+    (psycopg's own errors, a pool timeout). Both mean "try again shortly", not a bug."""
+    import psycopg
     from django.db import DatabaseError, InterfaceError
 
-    if isinstance(exc, DatabaseError | InterfaceError):
-        logger.error("database unavailable: %s", exc.__class__.__name__)
+    return isinstance(exc, DatabaseError | InterfaceError | psycopg.OperationalError | psycopg.InterfaceError)
+
+
+def internal_error(exc: BaseException) -> ApiError:
+    if _database_unreachable(exc):
+        first_line = next(iter(str(exc).splitlines()), "")
+        logger.error("database unavailable: %s: %s", exc.__class__.__name__, first_line)
         return ServiceUnavailable(
-            "The database is unavailable; try again shortly", code="database_unavailable"
+            "The database is unavailable; try again shortly",
+            code="database_unavailable",
+            headers={"Retry-After": "1"},
         )
     logger.exception("unhandled error", exc_info=exc)
     return InternalError("Internal server error")

@@ -9,6 +9,7 @@ the whole rest of a request.
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -16,9 +17,12 @@ from typing import Any, TypeVar
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections, connection
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 T = TypeVar("T")
+IDLE_CHECK_S = 1.0
+_returned_at: weakref.WeakKeyDictionary[AsyncConnection[Any], float] = weakref.WeakKeyDictionary()
 _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[AsyncConnectionPool]] = (
     weakref.WeakKeyDictionary()
 )
@@ -44,6 +48,7 @@ def _conninfo() -> str:
         "dbname": db["NAME"],
         "user": db.get("USER") or "",
         "password": db.get("PASSWORD") or "",
+        "connect_timeout": str(settings.DB_CONNECT_TIMEOUT_S),
     }
     return " ".join(f"{k}={v}" for k, v in parts.items() if v)
 
@@ -60,9 +65,30 @@ async def get_pool() -> AsyncConnectionPool | None:
     return await asyncio.shield(opening)
 
 
+async def _check_if_idle(conn: AsyncConnection[Any]) -> None:
+    """Tests a connection that sat idle before handing it out: a database restart or a network cut leaves
+    idle connections dead, and each would otherwise fail one request after the database is back. A busy
+    connection (returned moments ago) skips the round trip, so the hot path pays nothing under load."""
+    returned = _returned_at.get(conn)
+    if returned is None or time.monotonic() - returned > IDLE_CHECK_S:
+        await AsyncConnectionPool.check_connection(conn)
+
+
+async def _mark_returned(conn: AsyncConnection[Any]) -> None:
+    _returned_at[conn] = time.monotonic()
+
+
 async def _open_pool() -> AsyncConnectionPool:
     pool = AsyncConnectionPool(
-        _conninfo(), min_size=1, max_size=settings.DB_ASYNC_POOL_MAX, open=False, timeout=10
+        _conninfo(),
+        min_size=1,
+        max_size=settings.DB_ASYNC_POOL_MAX,
+        open=False,
+        timeout=settings.DB_POOL_TIMEOUT_S,
+        reconnect_timeout=settings.DB_RECONNECT_TIMEOUT_S,
+        name="gateway-async",
+        check=_check_if_idle,
+        reset=_mark_returned,
     )
     await pool.open()
     return pool

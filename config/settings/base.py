@@ -75,14 +75,24 @@ TEMPLATES = [
 
 # --- Database: PostgreSQL (psycopg 3 with its connection pool) when DATABASE_URL is set, else SQLite.
 DATABASE_URL = env_str("DATABASE_URL")
+# Seconds a request waits for a pooled connection; while the database is down, how long until its 503.
+DB_POOL_TIMEOUT_S = env_float("DB_POOL_TIMEOUT_S", 10.0, minimum=0.1)
+# A pool retries a lost connection with growing pauses; capping the retry run keeps the pause short, so a
+# database that comes back is used within seconds (the next request starts a fresh attempt).
+DB_RECONNECT_TIMEOUT_S = 5.0
+DB_CONNECT_TIMEOUT_S = 5
 if DATABASE_URL:
-    _db = dj_database_url.parse(DATABASE_URL, conn_max_age=0)
+    # Health checks: a pooled connection is tested before use, so one cut by a database restart is replaced
+    # instead of failing a request after the database is back.
+    _db = dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)
     if _db["ENGINE"] == "django.db.backends.postgresql":
         _db.setdefault("OPTIONS", {})["pool"] = {
             "min_size": env_int("DB_POOL_MIN", 2, minimum=0),
             "max_size": env_int("DB_POOL_MAX", 20, minimum=1),
-            "timeout": 10,
+            "timeout": DB_POOL_TIMEOUT_S,
+            "reconnect_timeout": DB_RECONNECT_TIMEOUT_S,
         }
+        _db["OPTIONS"].setdefault("connect_timeout", DB_CONNECT_TIMEOUT_S)
     DATABASES = {"default": _db}
 else:
     DATABASES = {

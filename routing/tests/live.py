@@ -24,6 +24,7 @@ class LiveGateway:
         upstream: FakeUpstreamProcess,
         workers: int = 1,
         env: dict[str, str] | None = None,
+        output: Path | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -40,6 +41,7 @@ class LiveGateway:
             "DEEPSEEK_BASE_URL": base["deepseek"],
             **(env or {}),
         }
+        self.output = output  # a file to collect the process's stdout and stderr; None: inherit them
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> LiveGateway:
@@ -62,7 +64,14 @@ class LiveGateway:
             "--workers",
             str(self.workers),
         ]
-        self.process = subprocess.Popen(command, cwd=ROOT, env=self.env)
+        sink = self.output.open("ab") if self.output is not None else None
+        try:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=self.env, stdout=sink, stderr=subprocess.STDOUT if sink else None
+            )
+        finally:
+            if sink is not None:
+                sink.close()  # the child has its own descriptor
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
