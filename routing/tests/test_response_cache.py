@@ -11,8 +11,8 @@ import pytest
 import redis
 from django.conf import settings
 
+from accounts.models import User
 from accounts.services import api_key_issue
-from accounts.tests.factories import UserFactory
 from budgets.models import Budget
 from routing.models import GatewayRequest
 from routing.tests.live import LiveGateway, live_database_url
@@ -70,6 +70,7 @@ def _row(request_id: str) -> GatewayRequest:
 
 
 def _stored_keys(*, scope: str) -> list[bytes]:
+    assert settings.REDIS_URL
     client = redis.Redis.from_url(settings.REDIS_URL)
     try:
         return list(client.scan_iter(match=f"router:cache:{scope}:*"))
@@ -77,8 +78,8 @@ def _stored_keys(*, scope: str) -> list[bytes]:
         client.close()
 
 
-def _user_with_key(username: str, *, cache_group: str = "") -> tuple[Any, str]:
-    user = UserFactory(username=username, cache_group=cache_group)
+def _user_with_key(username: str, *, cache_group: str = "") -> tuple[User, str]:
+    user = User.objects.create_user(username=username, cache_group=cache_group)
     return user, api_key_issue(user=user, name=f"{username}-key")[1]
 
 
@@ -344,7 +345,14 @@ def test_cost_optimized_mode_reuses_an_entry_a_manual_request_made(e2e, alice_ke
 
 
 def test_with_redis_unreachable_the_request_still_succeeds_bypassing_the_cache(e2e, alice_key, fake_upstream):
-    env = {"REDIS_URL": "redis://127.0.0.1:1/0", "ROUTER_UPSTREAM_TIMEOUT_S": "2"}
+    # Nothing listens on port 1; small pools, since this gateway runs beside the session's own.
+    env = {
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        "ROUTER_UPSTREAM_TIMEOUT_S": "2",
+        "DB_POOL_MIN": "1",
+        "DB_POOL_MAX": "4",
+        "DB_ASYNC_POOL_MAX": "4",
+    }
     with LiveGateway(database_url=live_database_url(), upstream=fake_upstream, env=env) as no_redis:
         first = _ok(no_redis, alice_key, BODY)
         second = _ok(no_redis, alice_key, BODY)
