@@ -253,7 +253,9 @@ async def completion_plan(*, caller: Caller, inp: CompletionInput, request_id: s
     """Chooses the models to try, in order; raises 400 (unknown model, nothing fits) or 413 (too long)."""
     catalog = await acatalog_get()
     providers = sorted({m.provider for m in catalog.models})
-    cooldowns = await health.cooldowns_get(providers) if inp.mode != engine.MODE_MANUAL else set()
+    # `model: auto` is cost-optimized in manual mode's clothing: it skips providers in cooldown too.
+    optimized = inp.mode != engine.MODE_MANUAL or inp.model == engine.AUTO_MODEL
+    cooldowns = await health.cooldowns_get(providers) if optimized else set()
     latencies = await health.latencies_get([m.model_id for m in catalog.models])
     prompt_tokens, largest = _estimate_needs(inp, catalog)
     needs = engine.Needs(
@@ -432,6 +434,19 @@ def _final_error(run: CompletionRun, error: ProviderError) -> ApiError:
         return InvalidRequest(
             f"The provider rejected the request: {error}",
             code="upstream_bad_request",
+            extra={"attempts": attempts},
+        )
+    if not error.retryable and error.status in (401, 403):
+        # Our credentials for that provider, not the caller's: a 401 to the client would blame their key.
+        return UpstreamError(
+            f"The provider refused the router's credentials ({error.status}): {error}",
+            code="upstream_auth_failed",
+            extra={"attempts": attempts},
+        )
+    if not error.retryable and error.status == 404:
+        return UpstreamError(
+            f"The provider does not know this model or endpoint ({error.status}): {error}",
+            code="upstream_not_found",
             extra={"attempts": attempts},
         )
     if error.kind == "timeout":

@@ -25,7 +25,14 @@ REDIS_TARGET = ("127.0.0.1", 6379)
 # A database of its own: the suite's db 15 is flushed at the start of every test, by every run on the machine.
 REDIS_DB = 10
 # Short waits for a connection from a pool, so a request during an outage fails in seconds, not ten.
-GATEWAY_ENV = {"ROUTER_UPSTREAM_TIMEOUT_S": "2", "DB_POOL_TIMEOUT_S": "2"}
+GATEWAY_ENV = {
+    "ROUTER_UPSTREAM_TIMEOUT_S": "2",
+    "DB_POOL_TIMEOUT_S": "2",
+    # PostgreSQL's connections are shared with every gateway and test run on the machine.
+    "DB_POOL_MIN": "1",
+    "DB_POOL_MAX": "4",
+    "DB_ASYNC_POOL_MAX": "4",
+}
 
 
 def _via(url: str, port: int) -> str:
