@@ -734,8 +734,10 @@ def _cache_entry(model: CatalogModel, result: ChatResult, charge: Charge, reques
 
 
 def _cache_key_for(run: CompletionRun, model_id: str) -> str:
+    """Over what the provider is sent: a max_tokens lowered to fit the budget changes the answer."""
     scope = cache_scope(user_id=run.caller.user_id, cache_group=run.caller.cache_group)
-    return cache_key(scope=scope, model_id=model_id, params=run.inp.cache_params())
+    params = {**run.inp.cache_params(), "max_tokens": run.max_tokens_override or run.inp.max_tokens}
+    return cache_key(scope=scope, model_id=model_id, params=params)
 
 
 async def _cache_store(run: CompletionRun, model: CatalogModel, result: ChatResult, charge: Charge) -> None:

@@ -14,6 +14,7 @@ from django.conf import settings
 from accounts.models import User
 from accounts.services import api_key_issue
 from budgets.models import Budget
+from budgets.services import budget_limit_set
 from routing.models import GatewayRequest
 from routing.tests.live import LiveGateway, live_database_url
 
@@ -266,6 +267,22 @@ def test_an_entry_belongs_to_the_model_that_answered_not_the_one_asked_for(e2e, 
     claude = _ok(e2e, alice_key, body)
     assert _cache(claude) == "miss" and claude.json()["model"] == "claude-sonnet-4-5-20250929"
     assert len(fake_upstream.requests()) == 1
+
+
+def test_an_answer_shortened_to_fit_the_budget_never_serves_the_full_request(
+    e2e, alice_key, alice, fake_upstream
+):
+    body = {**BODY, "model": "gpt-4o", "max_tokens": 4000, "budget_policy": "fit"}
+    budget_limit_set(user_id=alice.pk, limit_usd=Decimal("0.0001"))
+    fitted = _ok(e2e, alice_key, body)
+    applied = fitted.json()["max_tokens_applied"]
+    assert fitted.json()["budget_fitted"] is True and applied < 4000
+    budget_limit_set(user_id=alice.pk, limit_usd=None)
+    full = _ok(e2e, alice_key, body)
+    assert _cache(full) == "miss" and "budget_fitted" not in full.json()
+    # the shortened answer is the entry of what was actually sent: that many max_tokens
+    assert _cache(_ok(e2e, alice_key, {**BODY, "model": "gpt-4o", "max_tokens": applied})) == "hit"
+    assert len(fake_upstream.requests()) == 2
 
 
 # --------------------------------------------------------------------------------------------- streams
