@@ -1,7 +1,13 @@
-"""API-key authentication for /v1: a hash lookup behind a short in-process cache, for DRF and async views."""
+"""API-key authentication for /v1: a hash lookup behind a short in-process cache, for DRF and async views.
+
+Addresses that keep presenting bad keys are slowed down: past ROUTER_AUTH_FAILURES_PER_MINUTE failures in
+a minute, an address gets 429 without its key being looked up, until the minute is over. The count lives
+in the Django cache (Redis), so every web process sees the same one.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -9,6 +15,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.cache import cache
 from django.db import close_old_connections
 from django.db.models import Q
 from django.http import HttpRequest
@@ -18,10 +25,14 @@ from rest_framework.request import Request
 
 from accounts.models import ApiKey, User
 from accounts.services import api_key_hash
-from config.api_errors import AuthenticationFailed
+from config.api_errors import AuthenticationFailed, RateLimited
+from config.middleware import client_ip_var
 
+logger = logging.getLogger(__name__)
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 _CACHE_MAX_ENTRIES = 10_000
+FAILURE_WINDOW_S = 60
+INVALID_KEY = "Invalid API key (unknown, revoked or expired)."
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,33 +102,78 @@ def _remember(key_hash: str, principal: Principal | None) -> None:
     _cache[key_hash] = (principal, time.monotonic() + ttl)
 
 
-def principal_for_key(raw_key: str | None) -> Principal:
-    """Raises AuthenticationFailed for a missing, unknown, revoked or expired key or an inactive user."""
+def _failures_key(client_ip: str, window: int) -> str:
+    return f"router:auth-failures:{client_ip}:{window}"
+
+
+def _refuse_if_too_many_failures(client_ip: str | None) -> None:
+    """429 for an address past its failures for this minute. A cache that is down slows nobody down."""
+    limit = settings.ROUTER_AUTH_FAILURES_PER_MINUTE
+    if not limit or not client_ip:
+        return
+    now = time.time()
+    try:
+        failures = cache.get(_failures_key(client_ip, int(now // FAILURE_WINDOW_S)), 0)
+    except Exception:  # noqa: BLE001 - the cache (Redis) unreachable: keys are still checked, just not counted
+        logger.warning("failed-key counter unavailable; not slowing down")
+        return
+    if failures >= limit:
+        retry_after = int(FAILURE_WINDOW_S - now % FAILURE_WINDOW_S) + 1
+        raise RateLimited(
+            f"Too many requests with an invalid API key from this address; retry in {retry_after} s.",
+            code="too_many_failed_auth",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+def _count_failure(client_ip: str | None) -> None:
+    if not settings.ROUTER_AUTH_FAILURES_PER_MINUTE or not client_ip:
+        return
+    key = _failures_key(client_ip, int(time.time() // FAILURE_WINDOW_S))
+    try:
+        cache.add(key, 0, timeout=FAILURE_WINDOW_S * 2)
+        cache.incr(key)
+    except Exception:  # noqa: BLE001 - see _refuse_if_too_many_failures
+        logger.warning("failed-key counter unavailable; not counting")
+
+
+def principal_for_key(raw_key: str | None, *, client_ip: str | None = None) -> Principal:
+    """Raises AuthenticationFailed for a missing, unknown, revoked or expired key or an inactive user, and
+    RateLimited (429) for an address with too many such failures this minute, before looking the key up.
+
+    `client_ip` defaults to the address of the request being served (see config.middleware).
+    """
     if not raw_key:
         raise AuthenticationFailed(
             "Missing API key. Send it as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'."
         )
     key_hash = api_key_hash(raw_key)
     hit, principal = _cached(key_hash)
+    if principal is not None:
+        return principal
+    client_ip = client_ip or client_ip_var.get()
+    _refuse_if_too_many_failures(client_ip)
     if not hit:
         principal = _lookup(key_hash)
         _remember(key_hash, principal)
     if principal is None:
-        raise AuthenticationFailed("Invalid API key (unknown, revoked or expired).")
+        _count_failure(client_ip)
+        raise AuthenticationFailed(INVALID_KEY)
     return principal
 
 
-async def aprincipal_for_key(raw_key: str | None) -> Principal:
+async def aprincipal_for_key(raw_key: str | None, *, client_ip: str | None = None) -> Principal:
+    """principal_for_key for async views: a remembered good key costs no thread hop, anything else does."""
     if raw_key:
-        hit, principal = _cached(api_key_hash(raw_key))
-        if hit:
-            if principal is None:
-                raise AuthenticationFailed("Invalid API key (unknown, revoked or expired).")
+        _, principal = _cached(api_key_hash(raw_key))
+        if principal is not None:
             return principal
-    return await sync_to_async(_principal_for_key_released, thread_sensitive=False)(raw_key)
+    return await sync_to_async(_principal_for_key_released, thread_sensitive=False)(
+        raw_key, client_ip or client_ip_var.get()
+    )
 
 
-def _principal_for_key_released(raw_key: str | None) -> Principal:
+def _principal_for_key_released(raw_key: str | None, client_ip: str | None) -> Principal:
     """The lookup from async code, handing its connection back to the pool at once.
 
     Thread-sensitive under ASGI would mean the request's own thread, which keeps its connection until the
@@ -125,7 +181,7 @@ def _principal_for_key_released(raw_key: str | None) -> Principal:
     connection to reserve budget or log, and they all time out.
     """
     try:
-        return principal_for_key(raw_key)
+        return principal_for_key(raw_key, client_ip=client_ip)
     finally:
         close_old_connections()
 
@@ -141,7 +197,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         raw_key = key_from_headers(request._request)
         if raw_key is None:
             return None  # IsAuthenticated then answers 401 in the envelope
-        principal = principal_for_key(raw_key)
+        principal = principal_for_key(raw_key, client_ip=request.META.get("REMOTE_ADDR"))
         user = User(pk=principal.user_id, username=principal.username, is_staff=principal.is_staff)
         return user, principal
 
