@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -135,6 +137,8 @@ def _first_validation_message(detail: Any, path: str = "") -> tuple[str, str | N
 def api_error_from_exception(exc: Exception) -> ApiError | None:
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, RequestDataTooBig):
+        return PayloadTooLarge(f"Request body is larger than {settings.ROUTER_MAX_BODY_BYTES} bytes")
     if isinstance(exc, drf_exceptions.ValidationError):
         message, param = _first_validation_message(exc.detail)
         return InvalidRequest(message, param=param, code="invalid_value")

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.authentication import aprincipal_for_key, key_from_headers
 from config.api_errors import ApiError, InvalidRequest, PayloadTooLarge, error_response, internal_error
+from config.parsers import json_body_problem
 from config.tracing import tracer
 from routing.api.serializers import CompletionInputSerializer
 from routing.ratelimit import rate_limit_check
@@ -23,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 
 def parse_json_body(request: HttpRequest) -> object:
-    """The body as JSON, or 413 / 400 before anything else happens."""
+    """The body as JSON, or 413 / 400 before anything else happens (see config.parsers for the limits)."""
     declared = request.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > settings.ROUTER_MAX_BODY_BYTES:
         raise PayloadTooLarge(f"Request body is larger than {settings.ROUTER_MAX_BODY_BYTES} bytes")
@@ -34,9 +35,14 @@ def parse_json_body(request: HttpRequest) -> object:
     if len(body) > settings.ROUTER_MAX_BODY_BYTES:
         raise PayloadTooLarge(f"Request body is larger than {settings.ROUTER_MAX_BODY_BYTES} bytes")
     try:
-        return orjson.loads(body)
+        data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"Malformed JSON body: {exc}", code="invalid_json") from None
+    problem = json_body_problem(data)
+    if problem is not None:
+        message, param = problem
+        raise InvalidRequest(f"{param}: {message}" if param else message, param=param, code="invalid_value")
+    return data
 
 
 def completion_input(request: HttpRequest) -> CompletionInput:

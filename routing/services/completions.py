@@ -521,6 +521,11 @@ def _prompt_text(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
+def _storable(text: str) -> str:
+    """Text PostgreSQL can store: a NUL from a provider would fail the log write after the call was paid for."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
 def _log_rows(run: CompletionRun, outcome: Outcome) -> tuple[GatewayRequest, list[Attempt], str | None]:
     """The log row and its attempts (unsaved), and which model's reservation to settle (the one that answered)."""
     charge = outcome.charge
@@ -541,7 +546,7 @@ def _log_rows(run: CompletionRun, outcome: Outcome) -> tuple[GatewayRequest, lis
         price_id=charge.price_id if charge else None,
         messages=run.inp.messages,
         prompt_text=_prompt_text(run.inp.messages),
-        response_text=outcome.content,
+        response_text=_storable(outcome.content),
         finish_reason=outcome.finish_reason,
         params={k: v for k, v in run.inp.cache_params().items() if k != "messages" and v is not None},
         stream=run.inp.stream,
@@ -559,7 +564,7 @@ def _log_rows(run: CompletionRun, outcome: Outcome) -> tuple[GatewayRequest, lis
         status=outcome.status,
         http_status=outcome.http_status,
         error_code=outcome.error.code if outcome.error else "",
-        error_message=outcome.error.message if outcome.error else "",
+        error_message=_storable(outcome.error.message) if outcome.error else "",
         cached=outcome.cached,
         budget_fitted=run.budget_fitted,
         selection_mode=run.plan.mode,
@@ -576,7 +581,7 @@ def _log_rows(run: CompletionRun, outcome: Outcome) -> tuple[GatewayRequest, lis
             provider=a.provider,
             status=a.status,
             status_code=a.status_code,
-            error=a.error[:2000],
+            error=_storable(a.error[:2000]),
             retryable=a.retryable,
             latency_ms=a.latency_ms,
             created_at=row.completed_at,

@@ -92,6 +92,17 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap(settings):
     assert _backoff(ProviderError("slow down", status=429, retryable=True, retry_after_s=3), 0) == 3
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_answer_with_a_nul_character_is_served_logged_and_charged(e2e, alice_key, fake_upstream, stream):
+    """PostgreSQL stores no NUL: the log keeps a replacement character instead of failing after the call."""
+    fake_upstream.control(model="gpt-4o-mini", answer="before\x00after")
+    response = _post(e2e, alice_key, {"model": "gpt-4o-mini", "stream": stream})
+    assert response.status_code == 200
+    assert "before\\u0000after" in response.text  # the client gets the answer as the provider gave it
+    row = GatewayRequest.objects.get(pk=response.headers["X-Request-Id"])
+    assert row.status == "success" and row.response_text == "before\ufffdafter" and row.total_cost_usd > 0
+
+
 # --------------------------------------------------------------------------------------------- refused
 
 
