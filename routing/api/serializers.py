@@ -159,7 +159,7 @@ class CompletionInputSerializer(serializers.Serializer):
             response_format=data.get("response_format"),
             stream=data["stream"],
             include_usage=bool(stream_options.get("include_usage")),
-            cache_read=data["cache"] and "no-cache" not in directives and "no-store" not in directives,
+            cache_read=data["cache"] and "no-cache" not in directives,
             cache_write=data["cache"] and "no-store" not in directives,
             budget_policy=data["budget_policy"],
             client_request_id=client_request_id[:200],

@@ -35,6 +35,9 @@ class LiveGateway:
             "DJANGO_SETTINGS_MODULE": "config.settings.test",
             "DATABASE_URL": database_url,
             "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15"),
+            # PostgreSQL's 100 connections are shared by every gateway a test run starts: keep pools small.
+            "DB_POOL_MAX": "4",
+            "DB_ASYNC_POOL_MAX": "8",
             "OPENAI_BASE_URL": base["openai"],
             "ANTHROPIC_BASE_URL": base["anthropic"],
             "GEMINI_BASE_URL": base["google"],

@@ -210,6 +210,13 @@ def test_no_store_does_not_write(e2e, alice_key, alice, fake_upstream):
     assert len(fake_upstream.requests()) == 2
 
 
+def test_no_store_still_reads_a_stored_answer(e2e, alice_key, fake_upstream):
+    _ok(e2e, alice_key, BODY)
+    served = _ok(e2e, alice_key, BODY, **{"Cache-Control": "no-store"})
+    assert _cache(served) == "hit" and served.json()["cached"] is True
+    assert len(fake_upstream.requests()) == 1
+
+
 def test_the_cache_false_body_flag_neither_reads_nor_writes(e2e, alice_key, alice, fake_upstream):
     off = _ok(e2e, alice_key, {**BODY, "cache": False})
     assert _cache(off) == "bypass"
