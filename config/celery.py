@@ -6,6 +6,8 @@ import os
 
 from celery import Celery
 
+from config.env import env_float
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 app = Celery("router")
@@ -16,4 +18,10 @@ app.conf.beat_schedule = {
     "release-expired-reservations": {"task": "budgets.tasks.reservations_expire_task", "schedule": 60.0},
     "refresh-usage-rollups": {"task": "analytics.tasks.rollups_refresh_task", "schedule": 300.0},
     "clear-old-prompts": {"task": "analytics.tasks.retention_apply_task", "schedule": 3600.0},
+    # Batches and comparisons whose worker died: run their items again (read here, not from Django settings,
+    # because this module is imported while the settings themselves load).
+    "resume-batches-and-comparisons": {
+        "task": "routing.tasks.batches_resume_task",
+        "schedule": env_float("ROUTER_FANOUT_RESUME_EVERY_S", 30.0, minimum=1),
+    },
 }

@@ -18,6 +18,10 @@ class Comparison(models.Model):
     params = models.JSONField(default=dict)
     messages = models.JSONField(default=list)
     status = models.CharField(max_length=16, default="running")  # running | completed
+    api_key = models.ForeignKey(
+        "accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    cache_group = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
 
@@ -34,6 +38,10 @@ class BatchJob(models.Model):
     status = models.CharField(max_length=16, default="queued")  # queued | running | completed
     total_requests = models.PositiveIntegerField(default=0)
     params = models.JSONField(default=dict)
+    api_key = models.ForeignKey(
+        "accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    cache_group = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
 
@@ -44,21 +52,75 @@ class BatchJob(models.Model):
         return self.id
 
 
-class BatchItem(models.Model):
-    batch = models.ForeignKey(BatchJob, on_delete=models.CASCADE, related_name="items")
+class FanoutRow(models.Model):
+    """One gateway request run by a Celery task for a parent (a compared model, a batch item).
+
+    pending → queued (a task message exists) → running (claimed under a lease) → success | error.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCESS = "success"
+        ERROR = "error"
+
     index = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Deliveries that claimed this row.")
+    queued_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+OPEN_STATUSES = (FanoutRow.Status.PENDING, FanoutRow.Status.QUEUED, FanoutRow.Status.RUNNING)
+
+
+class ComparisonResult(FanoutRow):
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="results")
+    model = models.CharField(max_length=128)
+    provider = models.CharField(max_length=32, blank=True)
+    request = models.OneToOneField(
+        "GatewayRequest", null=True, blank=True, on_delete=models.SET_NULL, related_name="comparison_result"
+    )
+
+    class Meta:
+        ordering = ["comparison", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["comparison", "index"], name="comparison_result_unique_index")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.comparison_id}[{self.index}] {self.model}"
+
+
+class BatchItem(FanoutRow):
+    batch = models.ForeignKey(BatchJob, on_delete=models.CASCADE, related_name="items")
     client_id = models.CharField(max_length=200)
     payload = models.JSONField(default=dict)
-    status = models.CharField(max_length=16, default="pending")  # pending | running | success | error
+    lane = models.CharField(
+        max_length=32, blank=True, help_text="The provider whose concurrency bound applies."
+    )
     request = models.OneToOneField(
         "GatewayRequest", null=True, blank=True, on_delete=models.SET_NULL, related_name="batch_item"
     )
-    error_message = models.TextField(blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["batch", "index"]
         constraints = [models.UniqueConstraint(fields=["batch", "index"], name="batch_item_unique_index")]
+        indexes = [
+            models.Index(
+                fields=["lane", "status"],
+                name="batch_item_open_by_lane",
+                condition=models.Q(status__in=["pending", "queued", "running"]),
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.batch_id}[{self.index}]"

@@ -31,3 +31,10 @@ def get_redis() -> aioredis.Redis | None:
         )
         _clients[loop] = client
     return client
+
+
+async def aclose_redis() -> None:
+    """Closes the running loop's client (short-lived loops, e.g. one per Celery task, must not leak sockets)."""
+    client = _clients.pop(asyncio.get_running_loop(), None)
+    if client is not None:
+        await client.aclose()
