@@ -12,7 +12,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics.filters import RequestFilter
-from analytics.renderers import DecimalJSONRenderer
 from analytics.selectors import (
     model_list_with_prices,
     prompt_preview,
@@ -22,17 +21,18 @@ from analytics.selectors import (
     usage_summary,
 )
 from config.api_errors import NotFound
+from config.rendering import MoneyJSONRenderer
 
 
 def money(**kwargs: Any) -> serializers.DecimalField:
-    """Decimal in, a plain JSON number out (see DecimalJSONRenderer)."""
+    """Decimal in, a plain JSON number out (see MoneyJSONRenderer)."""
     return serializers.DecimalField(max_digits=30, decimal_places=10, coerce_to_string=False, **kwargs)
 
 
 class AnalyticsApi(APIView):
     """Every analytics endpoint answers for the caller's own data only, whoever the caller is."""
 
-    renderer_classes = [DecimalJSONRenderer]
+    renderer_classes = [MoneyJSONRenderer]
 
     def user_id(self, request: Request) -> int:
         return request.auth.user_id  # type: ignore[union-attr]

@@ -10,9 +10,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from budgets.renderers import MoneyJSONRenderer
 from budgets.services import BudgetState, budget_limit_set, budget_reset, budget_state
 from config.api_errors import InvalidRequest
+from config.rendering import MoneyJSONRenderer
 
 MONEY: dict[str, Any] = {"max_digits": 20, "decimal_places": 10, "coerce_to_string": False}
 

@@ -7,9 +7,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
+
+from config.rendering import dumps
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +111,8 @@ class ServiceUnavailable(ApiError):
     code = "service_unavailable"
 
 
-def error_response(error: ApiError) -> JsonResponse:
-    response = JsonResponse(error.body(), status=error.status)
+def error_response(error: ApiError) -> HttpResponse:
+    response = HttpResponse(dumps(error.body()), status=error.status, content_type="application/json")
     for name, value in error.headers.items():
         response[name] = value
     return response

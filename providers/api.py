@@ -11,12 +11,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api_errors import InvalidRequest
+from config.rendering import MoneyJSONRenderer
 from providers.estimates import DEFAULT_EXPECTED_OUTPUT_TOKENS, ModelNotFound, estimate_list
-from providers.renderers import DecimalJSONRenderer
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 PART_TYPES = ("text", "image_url", "input_audio", "file")
-# Decimal out, rendered as an exact JSON number by DecimalJSONRenderer.
+# Decimal out, rendered as an exact JSON number by MoneyJSONRenderer.
 MONEY: dict[str, Any] = {"max_digits": 30, "decimal_places": 10, "coerce_to_string": False}
 
 
@@ -55,7 +55,7 @@ class MessageSerializer(serializers.Serializer):
 
 
 class TokenEstimateApi(APIView):
-    renderer_classes = [DecimalJSONRenderer]
+    renderer_classes = [MoneyJSONRenderer]
 
     @extend_schema_serializer(component_name="TokenEstimateRequest")
     class InputSerializer(serializers.Serializer):

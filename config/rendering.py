@@ -1,4 +1,4 @@
-"""JSON for the budget API: Decimals written as plain JSON numbers (0.00000825), never through a float."""
+"""JSON with money as exact numbers: Decimals written positionally (0.00000825), never through a float."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from rest_framework.renderers import JSONRenderer
 
 
 def decimal_literal(value: Decimal) -> str:
-    """Positional notation, trailing zeros dropped, no exponent: "0.00000825", "12.5", "0"."""
+    """The shortest exact positional form: "0.00000825", "12.5", "0" (never an exponent, never "-0")."""
     if not value.is_finite():
         raise TypeError(f"cannot render {value} as a JSON number")
     text = format(value.normalize(), "f")
@@ -19,16 +19,19 @@ def decimal_literal(value: Decimal) -> str:
 
 def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return orjson.Fragment(decimal_literal(value).encode())
+        # A Fragment is written verbatim: the exact digits as a JSON number, not a string or a float.
+        return orjson.Fragment(decimal_literal(value))
     raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
 
 
+def dumps(data: Any) -> bytes:
+    return orjson.dumps(data, default=_default, option=orjson.OPT_NON_STR_KEYS)
+
+
 class MoneyJSONRenderer(JSONRenderer):
-    """DRF's JSONRenderer turns Decimal into float (8.25e-06); this one keeps the exact decimal digits."""
+    """DRF's default renderer turns a Decimal into a float (8.25e-06); this one keeps the exact digits."""
 
     def render(
         self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
     ) -> bytes:
-        if data is None:
-            return b""
-        return orjson.dumps(data, default=_default)
+        return b"" if data is None else dumps(data)
