@@ -2,9 +2,13 @@
 
 from django.urls import path
 
-from routing.api import completions, models_api
+from routing.api import batch, compare, completions, models_api
 
 urlpatterns = [
     path("chat/completions", completions.chat_completions, name="v1-chat-completions"),
+    path("chat/compare", compare.chat_compare, name="v1-chat-compare"),
+    path("chat/compare/<str:comparison_id>", compare.chat_compare_detail, name="v1-chat-compare-detail"),
+    path("chat/batch", batch.chat_batch, name="v1-chat-batch"),
+    path("chat/batch/<str:batch_id>", batch.chat_batch_detail, name="v1-chat-batch-detail"),
     path("models", models_api.ModelListApi.as_view(), name="v1-models"),
 ]

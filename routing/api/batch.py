@@ -1,0 +1,99 @@
+"""POST /v1/chat/batch (Celery fan-out; waits, or 202 at once) and GET /v1/chat/batch/{id}: async views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponseBase
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+from rest_framework import serializers
+
+from config.api_errors import ApiError, error_response, internal_error
+from config.db import run_orm
+from routing import engine
+from routing.api.compare import authenticated, json_response, validated
+from routing.api.completions import parse_json_body
+from routing.api.serializers import MessageSerializer, StrictBooleanField
+from routing.services.batches import MAX_ITEMS, batch_create, batch_get, batch_summary, batch_wait
+
+
+class BatchRequestIdField(serializers.Field):
+    """A client's id for an item: a string or an integer, kept as a string."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if isinstance(data, bool) or not isinstance(data, str | int):
+            raise serializers.ValidationError("id must be a string or an integer")
+        text = str(data)
+        if not 1 <= len(text) <= 200:
+            raise serializers.ValidationError("id must be 1 to 200 characters")
+        return text
+
+    def to_representation(self, value: Any) -> str:
+        return str(value)
+
+
+class BatchInputSerializer(serializers.Serializer):
+    class ItemSerializer(serializers.Serializer):
+        messages = MessageSerializer(many=True, allow_empty=False, max_length=10_000)  # type: ignore[call-arg]
+        id = BatchRequestIdField(required=False, allow_null=True)
+        model = serializers.CharField(required=False, max_length=200, allow_null=True)
+        temperature = serializers.FloatField(min_value=0, max_value=2, required=False, allow_null=True)
+        max_tokens = serializers.IntegerField(
+            min_value=1, max_value=2_000_000, required=False, allow_null=True
+        )
+
+    requests = ItemSerializer(many=True, allow_empty=False, max_length=MAX_ITEMS)  # type: ignore[call-arg]
+    model = serializers.CharField(required=False, max_length=200, allow_null=True)
+    mode = serializers.ChoiceField(choices=engine.MODES, default=engine.MODE_MANUAL)
+    temperature = serializers.FloatField(min_value=0, max_value=2, required=False, allow_null=True)
+    max_tokens = serializers.IntegerField(min_value=1, max_value=2_000_000, required=False, allow_null=True)
+    wait = StrictBooleanField(default=True)
+
+
+@csrf_exempt
+@require_POST
+async def chat_batch(request: HttpRequest) -> HttpResponseBase:
+    try:
+        principal = await authenticated(request)
+        data = parse_json_body(request)
+        fields = validated(BatchInputSerializer, data)
+        assert isinstance(data, dict)
+        requests = [
+            {**dict(item), "messages": [dict(m) for m in raw["messages"]]}
+            for item, raw in zip(fields["requests"], data["requests"], strict=True)
+        ]
+        model = fields.get("model")
+        mode = engine.MODE_COST if model == engine.AUTO_MODEL else fields["mode"]
+        batch = await run_orm(
+            batch_create,
+            user_id=principal.user_id,
+            requests=requests,
+            model=None if model == engine.AUTO_MODEL else model,
+            mode=mode,
+            temperature=fields.get("temperature"),
+            max_tokens=fields.get("max_tokens"),
+            api_key_id=principal.key_id,
+            cache_group=principal.cache_group,
+        )
+        if not fields["wait"]:
+            return json_response(batch_summary(batch), status=202)
+        done = await batch_wait(batch_id=batch.id)
+        # Not done within ROUTER_BATCH_WAIT_S: 202 with the progress so far, to be polled as with wait: false.
+        body = await run_orm(batch_get, user_id=principal.user_id, batch_id=batch.id)
+        return json_response(body, status=200 if done else 202)
+    except ApiError as exc:
+        return error_response(exc)
+    except Exception as exc:  # noqa: BLE001 - a bug still answers in the envelope, without a traceback
+        return error_response(internal_error(exc))
+
+
+@require_GET
+async def chat_batch_detail(request: HttpRequest, batch_id: str) -> HttpResponseBase:
+    try:
+        principal = await authenticated(request, limited=False)  # clients poll this
+        return json_response(await run_orm(batch_get, user_id=principal.user_id, batch_id=batch_id))
+    except ApiError as exc:
+        return error_response(exc)
+    except Exception as exc:  # noqa: BLE001
+        return error_response(internal_error(exc))

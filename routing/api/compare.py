@@ -1,0 +1,101 @@
+"""POST /v1/chat/compare (one Celery task per model, gathered) and GET /v1/chat/compare/{id}: async views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+from rest_framework import serializers
+
+from accounts.authentication import Principal, aprincipal_for_key, key_from_headers
+from config.api_errors import (
+    ApiError,
+    InvalidRequest,
+    api_error_from_exception,
+    error_response,
+    internal_error,
+)
+from config.db import run_orm
+from routing.api.completions import parse_json_body
+from routing.api.serializers import MessageSerializer
+from routing.ratelimit import rate_limit_check
+from routing.rendering import dumps
+from routing.services.comparisons import MAX_MODELS, comparison_get, comparison_start, comparison_wait
+
+
+def validated(serializer_class: type[serializers.Serializer], data: object) -> dict[str, Any]:
+    """The body through a serializer: a JSON object, valid, or a 400 envelope naming the first bad field."""
+    if not isinstance(data, dict):
+        raise InvalidRequest("The request body must be a JSON object", code="invalid_json")
+    serializer = serializer_class(data=data)
+    if not serializer.is_valid():
+        raise api_error_from_exception(serializers.ValidationError(serializer.errors)) or InvalidRequest(
+            "Invalid request"
+        )
+    return dict(serializer.validated_data)
+
+
+async def authenticated(request: HttpRequest, *, limited: bool = True) -> Principal:
+    principal = await aprincipal_for_key(key_from_headers(request))
+    if limited:
+        await rate_limit_check(principal)
+    return principal
+
+
+def json_response(body: dict[str, Any], status: int = 200) -> HttpResponse:
+    return HttpResponse(dumps(body), status=status, content_type="application/json")
+
+
+class CompareInputSerializer(serializers.Serializer):
+    messages = MessageSerializer(many=True, allow_empty=False, max_length=10_000)  # type: ignore[call-arg]
+    models = serializers.ListField(child=serializers.CharField(max_length=200), max_length=100)
+    temperature = serializers.FloatField(min_value=0, max_value=2, required=False, allow_null=True)
+    max_tokens = serializers.IntegerField(min_value=1, max_value=2_000_000, required=False, allow_null=True)
+    top_p = serializers.FloatField(min_value=0, max_value=1, required=False, allow_null=True)
+
+    def validate_models(self, value: list[str]) -> list[str]:
+        if not 2 <= len(value) <= MAX_MODELS:
+            raise serializers.ValidationError(f"list 2 to {MAX_MODELS} distinct models")
+        return value
+
+
+@csrf_exempt
+@require_POST
+async def chat_compare(request: HttpRequest) -> HttpResponseBase:
+    try:
+        principal = await authenticated(request)
+        data = parse_json_body(request)
+        fields = validated(CompareInputSerializer, data)
+        assert isinstance(data, dict)
+        comparison = await run_orm(
+            comparison_start,
+            user_id=principal.user_id,
+            models=fields["models"],
+            messages=[dict(m) for m in data["messages"]],
+            temperature=fields.get("temperature"),
+            max_tokens=fields.get("max_tokens"),
+            top_p=fields.get("top_p"),
+            api_key_id=principal.key_id,
+            cache_group=principal.cache_group,
+        )
+        await comparison_wait(comparison_id=comparison.id)
+        body = await run_orm(comparison_get, user_id=principal.user_id, comparison_id=comparison.id)
+        return json_response(body)
+    except ApiError as exc:
+        return error_response(exc)
+    except Exception as exc:  # noqa: BLE001 - a bug still answers in the envelope, without a traceback
+        return error_response(internal_error(exc))
+
+
+@require_GET
+async def chat_compare_detail(request: HttpRequest, comparison_id: str) -> HttpResponseBase:
+    try:
+        principal = await authenticated(request, limited=False)  # the playground polls this
+        body = await run_orm(comparison_get, user_id=principal.user_id, comparison_id=comparison_id)
+        return json_response(body)
+    except ApiError as exc:
+        return error_response(exc)
+    except Exception as exc:  # noqa: BLE001
+        return error_response(internal_error(exc))
