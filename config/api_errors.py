@@ -7,7 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
@@ -163,6 +163,24 @@ def api_error_from_exception(exc: Exception) -> ApiError | None:
     if isinstance(exc, drf_exceptions.APIException):
         return ApiError(str(exc.detail), status=exc.status_code, code=str(exc.default_code))
     return None
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponseBase:
+    """handler404: the envelope under /v1 (clients parse every /v1 error the same way), the site's page elsewhere."""
+    if request.path.startswith("/v1/"):
+        return error_response(NotFound("No such endpoint", code="unknown_endpoint"))
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)  # type: ignore[arg-type]
+
+
+def server_error(request: HttpRequest) -> HttpResponseBase:
+    """handler500: an error no view caught. Under /v1 still the envelope, never a traceback."""
+    if request.path.startswith("/v1/"):
+        return error_response(InternalError("Internal server error"))
+    from django.views.defaults import server_error as site_server_error
+
+    return site_server_error(request)
 
 
 def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:

@@ -21,3 +21,7 @@ urlpatterns = [
     path("dashboard/", include("analytics.dashboard_urls")),
     path("", RedirectView.as_view(url="/dashboard/", permanent=False), name="home"),
 ]
+
+# Under /v1 even a path or error no view handled answers in the error envelope (config/api_errors.py).
+handler404 = "config.api_errors.not_found"
+handler500 = "config.api_errors.server_error"

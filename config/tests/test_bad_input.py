@@ -59,3 +59,22 @@ def test_a_body_over_the_maximum_is_413_and_nothing_changes(alice_api, alice, me
     response = getattr(alice_api, method)(path, data=content, content_type="application/json")
     assert _assert_envelope(response, 413)["code"] == "request_too_large"
     assert _state(alice) == before
+
+
+def test_an_unknown_v1_path_is_a_404_in_the_envelope(alice_api, client):
+    for response in (
+        alice_api.get("/v1/nope"),
+        alice_api.post("/v1/chat/nothing", data={}),
+        client.get("/v1/x"),
+    ):
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "unknown_endpoint"
+    assert b"<html" in client.get("/no-such-page/").content.lower()  # the site keeps its own 404 page
+
+
+@pytest.mark.parametrize(("method", "path"), [("get", "/v1/chat/completions"), ("delete", "/v1/budget")])
+def test_a_wrong_method_is_a_405_in_the_envelope_naming_the_allowed_ones(alice_api, method, path):
+    response = getattr(alice_api, method)(path)
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert "POST" in response["Allow"] or "GET" in response["Allow"]

@@ -9,7 +9,6 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
 
 from accounts.authentication import aprincipal_for_key, key_from_headers
 from config.api_errors import ApiError, InvalidRequest, PayloadTooLarge, error_response, internal_error
@@ -65,8 +64,11 @@ def completion_input(request: HttpRequest) -> CompletionInput:
 
 
 @csrf_exempt
-@require_POST
 async def chat_completions(request: HttpRequest) -> HttpResponseBase:
+    if request.method != "POST":  # require_POST would answer outside the envelope
+        return error_response(
+            ApiError("Use POST", status=405, code="method_not_allowed", headers={"Allow": "POST"})
+        )
     request_id: str = request.request_id  # type: ignore[attr-defined]
     with tracer.start_as_current_span("chat.completion", attributes={"router.request_id": request_id}):
         return await _chat_completions(request, request_id)

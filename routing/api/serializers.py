@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from routing import engine
@@ -13,24 +14,99 @@ ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 PROVIDERS = ("openai", "anthropic", "google", "deepseek")
 
 
+class StrictCharField(serializers.CharField):
+    """JSON strings only: a number where a name belongs is a mistake worth a 400 (OpenAI's API says so too)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+def _json_number_only(field: serializers.Field, data: Any) -> None:
+    """Numbers only: DRF would take true as 1 and "0.5" as 0.5, a client's mistake it should be told about."""
+    if isinstance(data, bool) or not isinstance(data, int | float):
+        field.fail("invalid")
+
+
+class StrictFloatField(serializers.FloatField):
+    def to_internal_value(self, data: Any) -> float:
+        _json_number_only(self, data)
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    def to_internal_value(self, data: Any) -> int:
+        _json_number_only(self, data)
+        return super().to_internal_value(data)
+
+
+class StrictDecimalField(serializers.DecimalField):
+    def to_internal_value(self, data: Any) -> Any:
+        _json_number_only(self, data)
+        return super().to_internal_value(data)
+
+
+CONTENT_PART_TYPES = ("text", "image_url", "input_audio", "file")
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string"},
+            {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"type": {"type": "string", "enum": list(CONTENT_PART_TYPES)}},
+                    "required": ["type"],
+                },
+            },
+        ],
+        "nullable": True,
+    }
+)
+class MessageContentField(serializers.JSONField):
+    """A string or a list of OpenAI content parts (checked in MessageSerializer.validate_content)."""
+
+
+@extend_schema_field(
+    {
+        "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": 4}],
+        "nullable": True,
+    }
+)
+class StopField(serializers.JSONField):
+    """A string or up to four strings (checked in CompletionInputSerializer.validate_stop)."""
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "enum": ["none", "auto", "required"]},
+            {"type": "object", "properties": {"type": {"type": "string", "enum": ["function"]}}},
+        ],
+        "nullable": True,
+    }
+)
+class ToolChoiceField(serializers.JSONField):
+    """none, auto, required or a function choice (checked in validate_tool_choice)."""
+
+
+@extend_schema_serializer(component_name="ChatMessage")
 class MessageSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=ROLES)
-    content = serializers.JSONField(required=False, allow_null=True)
-    name = serializers.CharField(required=False, max_length=256)
+    content = MessageContentField(required=False, allow_null=True)
+    name = StrictCharField(required=False, max_length=256)
     tool_calls = serializers.ListField(child=serializers.DictField(), required=False)
-    tool_call_id = serializers.CharField(required=False, max_length=256)
+    tool_call_id = StrictCharField(required=False, max_length=256)
 
     def validate_content(self, value: Any) -> Any:
         if value is None or isinstance(value, str):
             return value
         if isinstance(value, list):
             for part in value:
-                if not isinstance(part, dict) or part.get("type") not in (
-                    "text",
-                    "image_url",
-                    "input_audio",
-                    "file",
-                ):
+                if not isinstance(part, dict) or part.get("type") not in CONTENT_PART_TYPES:
                     raise serializers.ValidationError(
                         "content parts must be objects with type text or image_url"
                     )
@@ -61,35 +137,33 @@ class StrictBooleanField(serializers.BooleanField):
 
 class CompletionInputSerializer(serializers.Serializer):
     messages = MessageSerializer(many=True, allow_empty=False, max_length=10_000)  # type: ignore[call-arg]
-    model = serializers.CharField(required=False, max_length=200)
+    model = StrictCharField(required=False, max_length=200)
     mode = serializers.ChoiceField(choices=engine.MODES, default=engine.MODE_MANUAL)
     models = serializers.ListField(
-        child=serializers.CharField(max_length=200), required=False, allow_empty=False, max_length=100
+        child=StrictCharField(max_length=200), required=False, allow_empty=False, max_length=100
     )
     provider_filter = serializers.ListField(
         child=serializers.ChoiceField(choices=PROVIDERS), required=False, allow_empty=False
     )
-    fallbacks = serializers.ListField(
-        child=serializers.CharField(max_length=200), default=list, max_length=10
-    )
-    max_cost = serializers.DecimalField(max_digits=20, decimal_places=10, min_value=0, required=False)
-    expected_output_tokens = serializers.IntegerField(
+    fallbacks = serializers.ListField(child=StrictCharField(max_length=200), default=list, max_length=10)
+    max_cost = StrictDecimalField(max_digits=20, decimal_places=10, min_value=0, required=False)
+    expected_output_tokens = StrictIntegerField(
         min_value=1, max_value=2_000_000, default=engine.DEFAULT_EXPECTED_OUTPUT_TOKENS
     )
-    temperature = serializers.FloatField(min_value=0, max_value=2, required=False, allow_null=True)
-    top_p = serializers.FloatField(min_value=0, max_value=1, required=False, allow_null=True)
-    max_tokens = serializers.IntegerField(min_value=1, max_value=2_000_000, required=False, allow_null=True)
-    max_completion_tokens = serializers.IntegerField(
+    temperature = StrictFloatField(min_value=0, max_value=2, required=False, allow_null=True)
+    top_p = StrictFloatField(min_value=0, max_value=1, required=False, allow_null=True)
+    max_tokens = StrictIntegerField(min_value=1, max_value=2_000_000, required=False, allow_null=True)
+    max_completion_tokens = StrictIntegerField(
         min_value=1, max_value=2_000_000, required=False, allow_null=True
     )
-    stop = serializers.JSONField(required=False, allow_null=True)
-    seed = serializers.IntegerField(required=False, allow_null=True)
-    user = serializers.CharField(required=False, max_length=256, allow_null=True)
-    n = serializers.IntegerField(required=False, min_value=1, max_value=1, allow_null=True)
+    stop = StopField(required=False, allow_null=True)
+    seed = StrictIntegerField(required=False, allow_null=True)
+    user = StrictCharField(required=False, max_length=256, allow_null=True)
+    n = StrictIntegerField(required=False, min_value=1, max_value=1, allow_null=True)
     tools = serializers.ListField(
         child=serializers.DictField(), required=False, allow_null=True, max_length=128
     )
-    tool_choice = serializers.JSONField(required=False, allow_null=True)
+    tool_choice = ToolChoiceField(required=False, allow_null=True)
     response_format = serializers.DictField(required=False, allow_null=True)
     stream = StrictBooleanField(default=False)
     stream_options = serializers.DictField(required=False, allow_null=True)
