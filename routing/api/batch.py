@@ -7,6 +7,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from config.api_errors import ApiError, error_response, internal_error
@@ -18,6 +19,7 @@ from routing.api.serializers import MessageSerializer, StrictBooleanField
 from routing.services.batches import MAX_ITEMS, batch_create, batch_get, batch_summary, batch_wait
 
 
+@extend_schema_field({"oneOf": [{"type": "string", "maxLength": 200}, {"type": "integer"}]})
 class BatchRequestIdField(serializers.Field):
     """A client's id for an item: a string or an integer, kept as a string."""
 

@@ -50,6 +50,10 @@ class LiveWorker:
             "DEEPSEEK_BASE_URL": base["deepseek"],
             "ROUTER_UPSTREAM_TIMEOUT_S": "2",
             "ROUTER_RETRY_AFTER_MAX_S": "5",
+            # A pool process runs one task at a time: small pools, as PostgreSQL's 100 connections are shared.
+            "DB_POOL_MIN": "0",
+            "DB_POOL_MAX": "3",
+            "DB_ASYNC_POOL_MAX": "2",
             **(env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
