@@ -5,8 +5,10 @@ import os
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/router")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 # Celery messages of their own per test run (the gateway and worker subprocesses inherit the name), so runs
-# side by side on one Redis never take each other's tasks.
+# side by side on one Redis never take each other's tasks; and in a Redis database of their own, because
+# every test starts by flushing the cache's (db 15), which would also drop the tasks waiting in a queue there.
 os.environ.setdefault("CELERY_TASK_DEFAULT_QUEUE", f"test-{os.getpid()}")
+os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/11")
 
 from config.settings.base import *  # noqa: F403
 

@@ -146,6 +146,18 @@ def worker_factory(django_db_setup, django_db_blocker, fake_upstream) -> Iterato
     yield start
     for worker in started:
         worker.__exit__()
+    _queue_delete()
+
+
+def _queue_delete() -> None:
+    """Drops this run's queue and its bindings from the broker (the per-test flush does not reach that database):
+    the keys kombu's Redis transport keeps for a queue, whose exchange has the same name."""
+    import redis
+
+    name = settings.CELERY_TASK_DEFAULT_QUEUE
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    client.delete(name, f"_kombu.binding.{name}", f"_kombu.binding_permanent.{name}")
+    client.close()
 
 
 @pytest.fixture(scope="module")
