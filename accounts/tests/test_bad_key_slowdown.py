@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from django.core.cache import cache
+from django.core.cache.backends.locmem import LocMemCache
 from redis import Redis
 from rest_framework.test import APIClient
 
@@ -18,6 +18,19 @@ from routing.tests.live import LiveGateway, live_database_url
 ATTACKER = "10.0.0.66"
 SOMEONE_ELSE = "10.0.0.7"
 HELLO = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+@pytest.fixture(autouse=True)
+def own_cache(request, settings) -> None:
+    """The counting logic on a cache of this process's own: Redis db 15 is flushed at the start of every test
+    by every run on the machine. The live test below shows the counts shared through Redis."""
+    if "two_processes" not in request.fixturenames:
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                "LOCATION": request.node.name,
+            }
+        }
 
 
 @pytest.fixture
@@ -93,7 +106,7 @@ def test_with_the_cache_down_bad_keys_still_get_401_and_nobody_is_slowed_down(
         raise ConnectionError("redis down")
 
     for name in ("get", "add", "incr"):
-        monkeypatch.setattr(cache, name, down)
+        monkeypatch.setattr(LocMemCache, name, down)
     for n in range(limit * 2):
         assert _get(_guess(n), ATTACKER).status_code == 401
     assert _get(alice_key, ATTACKER).status_code == 200
