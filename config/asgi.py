@@ -1,10 +1,15 @@
-"""ASGI entry point: /v1 runs through a lean async middleware stack; everything else through the full one.
+"""ASGI entry point: the gateway's async endpoints skip what they do not use; everything else is plain Django.
 
-Django's session, CSRF, message and static-file middleware are sync or thread-hopping: each costs a trip
-through a thread pool per request. The API needs none of them (API keys, JSON), so /v1 gets its own
-handler with only the request-id middleware, and the hot path stays on the event loop.
+- /v1/chat/*: async views that manage their own database connections (an async pool, and ORM work in
+  worker threads that hand their connection back). They run with only the request-id middleware and
+  without Django's request_started/finished signals, whose sync receivers cost a new thread per request.
+- the rest of /v1 (DRF views): the same lean middleware, with the signals (their sync views need them
+  to give their database connection back).
+- everything else (admin, dashboard): the full middleware stack of settings.MIDDLEWARE.
 """
 
+import asyncio
+import contextlib
 import os
 
 from django.core.asgi import get_asgi_application
@@ -13,10 +18,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 site_application = get_asgi_application()
 
-from django.core.handlers.asgi import ASGIHandler  # noqa: E402
+from django.core.exceptions import RequestAborted  # noqa: E402
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix  # noqa: E402
 from django.test.utils import override_settings  # noqa: E402
+from django.urls import set_script_prefix  # noqa: E402
+
+from config.tracing import tracing_setup  # noqa: E402
 
 API_MIDDLEWARE = ["config.middleware.RequestIdMiddleware"]
+ASYNC_GATEWAY_PREFIX = "/v1/chat/"
 
 
 class ApiASGIHandler(ASGIHandler):
@@ -25,16 +35,48 @@ class ApiASGIHandler(ASGIHandler):
             super().load_middleware(is_async=is_async)
 
 
+class GatewayASGIHandler(ApiASGIHandler):
+    """Django's ASGIHandler.handle without the request signals (see the module docstring)."""
+
+    async def handle(self, scope, receive, send):  # type: ignore[no-untyped-def]
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            body_file.close()
+            await self.send_response(error_response, send)
+            return
+
+        async def process_request() -> None:
+            response = await self.run_get_response(request)
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.send_response(response, send)
+
+        disconnect = asyncio.create_task(self.listen_for_disconnect(receive))
+        serve = asyncio.create_task(process_request())
+        await asyncio.wait([disconnect, serve], return_when=asyncio.FIRST_COMPLETED)
+        for task in (disconnect, serve):
+            if not task.done():
+                task.cancel()  # a client that went away cancels the view; streams log in a task of their own
+            with contextlib.suppress(asyncio.CancelledError, RequestAborted):
+                await task
+        body_file.close()
+
+
 api_application = ApiASGIHandler()
+gateway_application = GatewayASGIHandler()
 
 
 async def application(scope, receive, send):  # type: ignore[no-untyped-def]
-    if scope["type"] == "http" and scope["path"].startswith("/v1/"):
-        await api_application(scope, receive, send)
+    path = scope.get("path", "")
+    if scope["type"] == "http" and path.startswith("/v1/"):
+        handler = gateway_application if path.startswith(ASYNC_GATEWAY_PREFIX) else api_application
+        await handler(scope, receive, send)
     else:
         await site_application(scope, receive, send)
 
-
-from config.tracing import tracing_setup  # noqa: E402
 
 tracing_setup()

@@ -9,12 +9,20 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
+from rest_framework.exceptions import ValidationError
 
 from accounts.authentication import aprincipal_for_key, key_from_headers
-from config.api_errors import ApiError, InvalidRequest, PayloadTooLarge, error_response, internal_error
+from config.api_errors import (
+    ApiError,
+    InvalidRequest,
+    PayloadTooLarge,
+    api_error_from_exception,
+    error_response,
+    internal_error,
+)
 from config.parsers import json_body_problem
 from config.tracing import tracer
-from routing.api.serializers import CompletionInputSerializer
+from routing.api.serializers import completion_input_validate
 from routing.ratelimit import rate_limit_check
 from routing.rendering import dumps
 from routing.services.completions import Caller, CompletionInput, completion_create, completion_stream_open
@@ -48,19 +56,14 @@ def completion_input(request: HttpRequest) -> CompletionInput:
     data = parse_json_body(request)
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object", code="invalid_json")
-    serializer = CompletionInputSerializer(data=data)
-    if not serializer.is_valid():
-        from rest_framework.exceptions import ValidationError
-
-        from config.api_errors import api_error_from_exception
-
-        raise api_error_from_exception(ValidationError(serializer.errors)) or InvalidRequest(
-            "Invalid request"
+    try:
+        return completion_input_validate(
+            data,
+            cache_control=request.headers.get("Cache-Control", ""),
+            client_request_id=request.headers.get("X-Client-Request-Id", ""),
         )
-    return serializer.to_input(
-        cache_control=request.headers.get("Cache-Control", ""),
-        client_request_id=request.headers.get("X-Client-Request-Id", ""),
-    )
+    except ValidationError as exc:
+        raise api_error_from_exception(exc) or InvalidRequest("Invalid request") from None
 
 
 @csrf_exempt
