@@ -289,3 +289,44 @@ def test_signed_out_visitors_are_sent_to_the_login_page(world):
     for path in paths:
         response = Client().get(path)
         assert response.status_code == 302 and response["Location"].startswith("/accounts/login/"), path
+
+
+def test_the_admin_is_for_staff_only(world):
+    for persona in ("alice", "bob"):
+        response = _browser(world, persona).get("/admin/")
+        assert response.status_code == 302 and response["Location"].startswith("/admin/login/"), persona
+        assert _browser(world, persona).get("/admin/routing/gatewayrequest/").status_code == 302
+    assert _browser(world, "admin").get("/admin/routing/gatewayrequest/").status_code == 200
+
+
+@pytest.mark.parametrize("htmx", [False, True], ids=["form", "htmx"])
+def test_every_dashboard_form_refuses_a_post_without_the_csrf_token(world, htmx):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(world.users["alice"])
+    headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
+    posts = {
+        "/dashboard/budget/": {"limit_usd": "1"},
+        "/dashboard/keys/": {"name": "sneaky"},
+        "/dashboard/compare/": {"prompt": "hi", "models": ["gpt-4o-mini", "gpt-4o"]},
+        f"/dashboard/keys/{world.alice_key.pk}/revoke/": {},
+        "/accounts/logout/": {},
+    }
+    for path, data in posts.items():
+        assert client.post(path, data, **headers).status_code == 403, path
+    world.alice_key.refresh_from_db()
+    assert world.alice_key.revoked_at is None
+    assert not ApiKey.objects.filter(name="sneaky").exists()
+    assert Budget.objects.get(user=world.users["alice"]).own_limit_usd == ALICE_LIMIT
+
+
+def test_htmx_requests_carry_the_csrf_token_from_every_page(world):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(world.users["alice"])
+    page = client.get("/dashboard/budget/")
+    token = page.context["csrf_token"]
+    assert f'hx-headers=\'{{"X-CSRFToken": "{token}"}}\'' in page.content.decode()
+    response = client.post(
+        "/dashboard/budget/", {"limit_usd": "5"}, HTTP_HX_REQUEST="true", HTTP_X_CSRFTOKEN=str(token)
+    )
+    assert response.status_code == 200
+    assert Budget.objects.get(user=world.users["alice"]).own_limit_usd == 5
