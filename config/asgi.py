@@ -47,6 +47,7 @@ class GatewayASGIHandler(ApiASGIHandler):
         request, error_response = self.create_request(scope, body_file)
         if request is None:
             body_file.close()
+            assert error_response is not None
             await self.send_response(error_response, send)
             return
 

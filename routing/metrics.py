@@ -36,8 +36,6 @@ RATE_LIMIT_REFUSALS = Counter("router_rate_limit_refusals", "Requests refused wi
 class CeleryQueueDepth(Collector):
     """Tasks waiting in the Celery broker (Redis lists), read at scrape time."""
 
-    QUEUES = ("celery",)
-
     def collect(self) -> Iterator[GaugeMetricFamily]:
         from django.conf import settings
 
@@ -50,8 +48,8 @@ class CeleryQueueDepth(Collector):
 
             try:
                 client = redis.Redis.from_url(broker, socket_timeout=0.5, socket_connect_timeout=0.5)
-                for queue in self.QUEUES:
-                    gauge.add_metric([queue], client.llen(queue))
+                queue = settings.CELERY_TASK_DEFAULT_QUEUE
+                gauge.add_metric([queue], client.llen(queue))
             except (redis.RedisError, OSError):
                 pass
         yield gauge

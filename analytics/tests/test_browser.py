@@ -18,8 +18,6 @@ from django.utils import timezone
 
 from analytics.tests.factories import AttemptFactory, GatewayRequestFactory
 
-# The live server and the ORM calls in these tests share a thread with Playwright's event loop.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
@@ -40,6 +38,18 @@ pytestmark = [
     ),
     pytest.mark.skipif(importlib.util.find_spec("playwright") is None, reason="needs the playwright package"),
 ]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _async_unsafe_allowed() -> Iterator[None]:
+    """The ORM calls in these tests share a thread with Playwright's event loop; only for this module."""
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture(scope="module")

@@ -56,7 +56,7 @@ def test_production_settings_pass_check_deploy(tmp_path):
     import sys
 
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
         "SECRET_KEY": "k3y-" + "aB9xQ7zLm2" * 6,
         "ALLOWED_HOSTS": "router.example.com",

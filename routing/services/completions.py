@@ -532,13 +532,14 @@ def _log_rows(run: CompletionRun, outcome: Outcome) -> tuple[GatewayRequest, lis
     model = outcome.model
     total = charge.cost.total if charge else ZERO
     answered = model.model_id if (model is not None and charge is not None) else None
+    finished = timezone.now()
     row = GatewayRequest(
         id=run.request_id,
         user_id=run.caller.user_id,
         api_key_id=run.caller.api_key_id,
         client_request_id=run.inp.client_request_id,
         created_at=run.created_at,
-        completed_at=timezone.now(),
+        completed_at=finished,
         requested_model=run.inp.model or "",
         model=model.model_id if model else (run.inp.model or ""),
         provider=model.provider if model else "",
@@ -584,7 +585,7 @@ def _log_rows(run: CompletionRun, outcome: Outcome) -> tuple[GatewayRequest, lis
             error=_storable(a.error[:2000]),
             retryable=a.retryable,
             latency_ms=a.latency_ms,
-            created_at=row.completed_at,
+            created_at=finished,
         )
         for index, a in enumerate(run.attempts)
     ]
