@@ -18,7 +18,6 @@ from django.utils import timezone
 
 from analytics.tests.factories import AttemptFactory, GatewayRequestFactory
 
-
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
     "--headless",
