@@ -32,12 +32,10 @@ os.environ["REDIS_URL"] = BENCH_REDIS
 
 
 async def budget_round_trips(user_id: int, n: int) -> tuple[list[float], list[float]]:
-    from budgets.hotpath import abudget_reserve, abudget_settle
-    from config.db import close_pools, get_pool
+    from budgets.hotpath import abudget_reserve, settle_statement
+    from config.db import close_pools, run_script
 
     reserve, settle = [], []
-    pool = await get_pool()
-    assert pool is not None
     for i in range(n):
         started = time.perf_counter()
         reservation = await abudget_reserve(
@@ -45,8 +43,7 @@ async def budget_round_trips(user_id: int, n: int) -> tuple[list[float], list[fl
         )
         reserve.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
-        async with pool.connection() as conn, conn.pipeline(), conn.transaction():
-            await abudget_settle(conn, reservation_id=reservation, actual_cost=Decimal("0.00005"))
+        await run_script([settle_statement(reservation_id=reservation, actual_cost=Decimal("0.00005"))])
         settle.append((time.perf_counter() - started) * 1000)
     await close_pools()
     return reserve, settle

@@ -2,8 +2,8 @@
 
 Each is one conditional statement, so it is as atomic as the ORM services in budgets.services (which stay
 the reference and handle everything unusual: a budget not created yet, a monthly period to roll over, a
-refusal's details, idempotency keys, SQLite). Settle and release take the caller's connection so they
-commit in the same transaction as the request log row.
+refusal's details, idempotency keys, SQLite). Settle and release are statements for the caller to
+run in the same transaction as the request log row.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from psycopg import AsyncConnection
 
 from budgets.services import budget_reserve
-from config.db import get_pool, run_orm
+from config.db import get_pool, run_orm, run_script
 
 # Holds only when the budget exists, its monthly period is current and the amount fits both limits.
 RESERVE_SQL = """
@@ -80,22 +79,20 @@ async def abudget_reserve(
             "request_id": request_id,
             "ttl": settings.ROUTER_RESERVATION_TTL_S,
         }
-        async with pool.connection() as conn, conn.pipeline(), conn.transaction():
-            # A hold lost to a database crash only frees room; it is not worth a disk flush per request.
-            await conn.execute("SET LOCAL synchronous_commit TO OFF")
-            cursor = await conn.execute(RESERVE_SQL, params)
-            row = await cursor.fetchone()
-        if row is not None:
-            return int(row[0])
+        # A hold lost to a database crash only frees room; it is not worth a disk flush per request.
+        rows = await run_script([("SET LOCAL synchronous_commit TO OFF", None), (RESERVE_SQL, params)])
+        if rows:
+            return int(rows[0][0])
     reservation = await run_orm(
         budget_reserve, user_id=user_id, amount=amount, request_id=request_id, idempotency_key=idempotency_key
     )
     return reservation.pk
 
 
-async def abudget_settle(conn: AsyncConnection[Any], *, reservation_id: int, actual_cost: Decimal) -> None:
-    await conn.execute(SETTLE_SQL, {"id": reservation_id, "cost": actual_cost})
+def settle_statement(*, reservation_id: int, actual_cost: Decimal) -> tuple[str, dict[str, Any]]:
+    """The settle step, to run in the caller's transaction (config.db.run_script) with its log row."""
+    return SETTLE_SQL, {"id": reservation_id, "cost": actual_cost}
 
 
-async def abudget_release(conn: AsyncConnection[Any], *, reservation_id: int) -> None:
-    await conn.execute(RELEASE_SQL, {"id": reservation_id})
+def release_statement(*, reservation_id: int) -> tuple[str, dict[str, Any]]:
+    return RELEASE_SQL, {"id": reservation_id}

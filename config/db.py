@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections, connection
-from psycopg import AsyncConnection
+from psycopg import AsyncClientCursor, AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 T = TypeVar("T")
@@ -88,6 +88,8 @@ async def _open_pool() -> AsyncConnectionPool:
         reconnect_timeout=settings.DB_RECONNECT_TIMEOUT_S,
         name="gateway-async",
         check=_check_if_idle,
+        # Autocommit: run_script sends its statements as one implicit transaction (see there).
+        kwargs={"autocommit": True},
         reset=_mark_returned,
     )
     await pool.open()
@@ -120,3 +122,22 @@ def insert_statement(objs: list[Any]) -> tuple[str, tuple[Any, ...]]:
     statements = query.get_compiler(connection=connection).as_sql()
     sql, params = statements[0]
     return sql, tuple(params)
+
+
+async def run_script(statements: list[tuple[str, Any]]) -> list[tuple[Any, ...]] | None:
+    """Runs the statements in one round trip as one implicit transaction (PostgreSQL's simple query
+    protocol: all of them commit together, or none does) and returns the rows of the last statement that
+    returned any. Values are bound client-side by psycopg, which quotes and casts them itself.
+
+    Much cheaper than a pipeline or a transaction block of separate executes: one message each way."""
+    pool = await get_pool()
+    assert pool is not None, "run_script needs PostgreSQL"
+    async with pool.connection() as conn:
+        cursor = AsyncClientCursor(conn)
+        await cursor.execute(";\n".join(cursor.mogrify(sql, params) for sql, params in statements))
+        rows = None
+        while True:
+            if cursor.description is not None:
+                rows = await cursor.fetchall()
+            if not cursor.nextset():
+                return rows

@@ -232,6 +232,9 @@ ROUTER_RESERVATION_TTL_S = env_int("ROUTER_RESERVATION_TTL_S", 900, minimum=10)
 ROUTER_KEY_CACHE_S = env_float("ROUTER_KEY_CACHE_S", 3.0, minimum=0)
 # Bad API keys one address may present per minute before it gets 429 (0 = no slow-down).
 ROUTER_AUTH_FAILURES_PER_MINUTE = env_int("ROUTER_AUTH_FAILURES_PER_MINUTE", 20, minimum=0)
+# Wait for the disk on every log-and-settle commit (about 1.3 ms here). Off, a crash of PostgreSQL itself
+# (not of the gateway) can lose the last fraction of a second of rows and their settlements, together.
+ROUTER_LOG_DURABLE_COMMIT = env_bool("ROUTER_LOG_DURABLE_COMMIT", True)
 ROUTER_CATALOG_TTL_S = env_float("ROUTER_CATALOG_TTL_S", 5.0, minimum=0)
 
 LOGGING = {

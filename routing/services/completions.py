@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 from opentelemetry.trace import Status, StatusCode
 
-from budgets.hotpath import abudget_release, abudget_reserve, abudget_settle
+from budgets.hotpath import abudget_reserve, release_statement, settle_statement
 from budgets.services import budget_release, budget_settle, budget_state
 from config.api_errors import (
     ApiError,
@@ -32,7 +32,7 @@ from config.api_errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from config.db import get_pool, insert_statement, run_orm
+from config.db import get_pool, insert_statement, run_orm, run_script
 from config.tracing import tracer
 from providers.adapters import get_adapter
 from providers.adapters.base import ChatRequest, ChatResult, ProviderError, StreamDelta, Usage
@@ -631,17 +631,18 @@ async def _log(run: CompletionRun, outcome: Outcome) -> None:
         await run_orm(_write_log, run, outcome)
         return
     row, attempts, answered = _log_rows(run, outcome)
-    statements = [insert_statement([row])]
+    statements: list[tuple[str, Any]] = []
+    if not settings.ROUTER_LOG_DURABLE_COMMIT:
+        statements.append(("SET LOCAL synchronous_commit TO OFF", None))
+    statements.append(insert_statement([row]))
     if attempts:
         statements.append(insert_statement(attempts))
-    async with pool.connection() as conn, conn.pipeline(), conn.transaction():
-        for sql, params in statements:
-            await conn.execute(sql, params)
-        for model_id, reservation_id in run.reservations.items():
-            if model_id == answered:
-                await abudget_settle(conn, reservation_id=reservation_id, actual_cost=row.total_cost_usd)
-            else:
-                await abudget_release(conn, reservation_id=reservation_id)
+    for model_id, reservation_id in run.reservations.items():
+        if model_id == answered:
+            statements.append(settle_statement(reservation_id=reservation_id, actual_cost=row.total_cost_usd))
+        else:
+            statements.append(release_statement(reservation_id=reservation_id))
+    await run_script(statements)
 
 
 def _log_in_background(run: CompletionRun, outcome: Outcome) -> asyncio.Task[None]:
