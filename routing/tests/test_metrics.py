@@ -2,6 +2,7 @@
 
 import httpx
 import pytest
+from django.conf import settings
 from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.e2e
@@ -57,7 +58,8 @@ def test_metrics_count_requests_tokens_cost_cache_hits_and_errors(sdk, e2e, fake
         )
         == 1
     )
-    assert ("router_celery_queue_depth", (("queue", "celery"),)) in after
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    assert ("router_celery_queue_depth", (("queue", queue),)) in after
 
 
 def test_metrics_count_budget_and_rate_limit_refusals(e2e, alice, alice_key):
