@@ -141,7 +141,7 @@ def test_filter_the_request_log_and_open_a_detail_page(page, alice, catalog):
     page.wait_for_url(re.compile(r".*/dashboard/requests/$"))
     assert "1\u201320 of 36 requests" in page.inner_text("[data-testid=result-count]")
 
-    page.fill("#id_search", "haiku")  # debounced HTMX search; the URL follows
+    page.locator("#id_search").press_sequentially("haiku", delay=30)  # debounced HTMX search; the URL follows
     page.wait_for_function(
         "() => document.querySelector('[data-testid=result-count]').textContent.includes('of 12')"
     )
