@@ -228,12 +228,16 @@ def get_encoding(name: str) -> tiktoken.Encoding | None:
             "tokens: %s has SHA-256 %s, expected %s; counts fall back to approx", name, actual, spec.sha256
         )
         return None
-    return tiktoken.Encoding(
+    encoding = tiktoken.Encoding(
         name=name,
         pat_str=spec.pat_str,
         mergeable_ranks=_parse_tiktoken_bpe(contents),
         special_tokens=dict(spec.special_tokens),
     )
+    # The Rust core keeps its own copy of the ranks; the Python dict (tens of MB for o200k) is only
+    # read to pickle the encoding, which the router never does.
+    encoding._mergeable_ranks = {}
+    return encoding
 
 
 class _Counter:
