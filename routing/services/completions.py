@@ -46,6 +46,7 @@ from routing.rendering import dumps
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
+Answer = TypeVar("Answer")
 # Approximate token counts can run low; reserve with headroom so the actual cost stays inside the hold.
 APPROX_PROMPT_MARGIN = Decimal("1.15")
 _background: set[asyncio.Task[Any]] = set()
@@ -398,10 +399,11 @@ def _record_attempt(
         )
 
 
-async def _call_model(run: CompletionRun, model: CatalogModel, tries: int) -> ChatResult | ProviderError:
-    adapter = get_adapter(model.provider)
-    config = run.catalog.providers[model.provider]
-    request = run.chat_request(model.model_id, stream=False)
+async def _with_retries(
+    run: CompletionRun, model: CatalogModel, tries: int, once: Callable[[], Awaitable[Answer]]
+) -> Answer | ProviderError:
+    """Calls `once` until it answers, retrying retryable failures with backoff, each try an Attempt row."""
+    timeout_s = run.catalog.providers[model.provider].timeout_s
     error: ProviderError = _timeout_error(model)
     for retry_number in range(tries):
         started = time.monotonic()
@@ -409,16 +411,15 @@ async def _call_model(run: CompletionRun, model: CatalogModel, tries: int) -> Ch
         if remaining <= 0:
             break
         try:
-            async with asyncio.timeout(min(config.timeout_s, remaining)):
-                result = await adapter.complete(config, request)
+            async with asyncio.timeout(min(timeout_s, remaining)):
+                answer = await once()
         except TimeoutError:
             error = _timeout_error(model)
         except ProviderError as exc:
             error = exc
         else:
             _record_attempt(run, model, started, None)
-            await health.provider_succeeded(model.provider, model.model_id, run.attempts[-1].latency_ms)
-            return result
+            return answer
         _record_attempt(run, model, started, error)
         await health.provider_failed(model.provider)
         if not error.retryable or retry_number == tries - 1:
@@ -426,6 +427,16 @@ async def _call_model(run: CompletionRun, model: CatalogModel, tries: int) -> Ch
         if not await _wait_before_retry(run, error, retry_number):
             break
     return error
+
+
+async def _call_model(run: CompletionRun, model: CatalogModel, tries: int) -> ChatResult | ProviderError:
+    adapter = get_adapter(model.provider)
+    config = run.catalog.providers[model.provider]
+    request = run.chat_request(model.model_id, stream=False)
+    outcome = await _with_retries(run, model, tries, lambda: adapter.complete(config, request))
+    if isinstance(outcome, ChatResult):
+        await health.provider_succeeded(model.provider, model.model_id, run.attempts[-1].latency_ms)
+    return outcome
 
 
 def _final_error(run: CompletionRun, error: ProviderError) -> ApiError:
@@ -832,6 +843,39 @@ async def completion_create(*, caller: Caller, inp: CompletionInput, request_id:
     return await _unless_abandoned(_completion_create(caller=caller, inp=inp, request_id=request_id))
 
 
+async def _first_answer(
+    run: CompletionRun,
+    attempt: Callable[[CompletionRun, CatalogModel, int], Awaitable[Answer | ProviderError]],
+) -> tuple[CatalogModel, Answer]:
+    """Tries the planned models in order, each holding its own worst case, until one answers.
+
+    When none does, logs the request and raises its error: 402 when the first hold was refused (before any
+    provider was called), else one 502/504 listing every attempt. A fallback the budget cannot hold ends
+    the search with the failures so far.
+    """
+    error: ProviderError | None = None
+    last_model: CatalogModel | None = None
+    for index, ranked in enumerate(run.plan.ranked):
+        if len(run.attempts) >= settings.ROUTER_MAX_ATTEMPTS or time.monotonic() >= run.deadline:
+            break
+        model = run.model(ranked.candidate.model_id)
+        try:
+            await _reserve(run, model, first=index == 0)
+        except BudgetExceeded as exc:
+            if not run.attempts:
+                raise await _fail(run, exc, model) from None
+            break
+        last_model = model
+        outcome = await attempt(run, model, _tries_for(run, index))
+        if not isinstance(outcome, ProviderError):
+            return model, outcome
+        error = outcome
+        if not error.retryable:
+            break
+    final = _final_error(run, error or _timeout_error(run.model(run.plan.ranked[0].candidate.model_id)))
+    raise await _fail(run, final, last_model)
+
+
 async def _completion_create(*, caller: Caller, inp: CompletionInput, request_id: str) -> CompletionResponse:
     run = await completion_plan(caller=caller, inp=inp, request_id=request_id)
     entry = await _cache_lookup(run)
@@ -848,50 +892,31 @@ async def _completion_create(*, caller: Caller, inp: CompletionInput, request_id
         )
         return CompletionResponse(body=body, headers=_headers(run, model, ZERO))
 
-    error: ProviderError | None = None
-    last_model: CatalogModel | None = None
-    for index, ranked in enumerate(run.plan.ranked):
-        if len(run.attempts) >= settings.ROUTER_MAX_ATTEMPTS or time.monotonic() >= run.deadline:
-            break
-        model = run.model(ranked.candidate.model_id)
-        try:
-            await _reserve(run, model, first=index == 0)
-        except BudgetExceeded as exc:
-            if not run.attempts:
-                raise await _fail(run, exc, model) from None
-            break  # a fallback the budget can't hold: report the failures so far
-        last_model = model
-        outcome = await _call_model(run, model, _tries_for(run, index))
-        if isinstance(outcome, ChatResult):
-            charge = _charge(run, model, outcome.usage)
-            await _log(
-                run,
-                Outcome(
-                    status="success",
-                    http_status=200,
-                    model=model,
-                    charge=charge,
-                    content=outcome.content or "",
-                    finish_reason=outcome.finish_reason,
-                ),
-            )
-            if outcome.finish_reason != "content_filter":
-                await _cache_store(run, model, outcome, charge)
-            body = _body(
-                run,
-                model,
-                content=outcome.content,
-                tool_calls=outcome.tool_calls,
-                finish_reason=outcome.finish_reason,
-                charge=charge,
-                cached=False,
-            )
-            return CompletionResponse(body=body, headers=_headers(run, model, charge.cost.total))
-        error = outcome
-        if not error.retryable:
-            break
-    final = _final_error(run, error or _timeout_error(run.model(run.plan.ranked[0].candidate.model_id)))
-    raise await _fail(run, final, last_model)
+    model, outcome = await _first_answer(run, _call_model)
+    charge = _charge(run, model, outcome.usage)
+    await _log(
+        run,
+        Outcome(
+            status="success",
+            http_status=200,
+            model=model,
+            charge=charge,
+            content=outcome.content or "",
+            finish_reason=outcome.finish_reason,
+        ),
+    )
+    if outcome.finish_reason != "content_filter":
+        await _cache_store(run, model, outcome, charge)
+    body = _body(
+        run,
+        model,
+        content=outcome.content,
+        tool_calls=outcome.tool_calls,
+        finish_reason=outcome.finish_reason,
+        charge=charge,
+        cached=False,
+    )
+    return CompletionResponse(body=body, headers=_headers(run, model, charge.cost.total))
 
 
 # --------------------------------------------------------------------------------------------- streaming
@@ -997,35 +1022,21 @@ async def _open_model_stream(
     adapter = get_adapter(model.provider)
     config = run.catalog.providers[model.provider]
     request = run.chat_request(model.model_id, stream=True)
-    error: ProviderError = _timeout_error(model)
-    for retry_number in range(tries):
-        started = time.monotonic()
-        remaining = run.deadline - started
-        if remaining <= 0:
-            break
+
+    async def open_once() -> tuple[AsyncIterator[StreamDelta], StreamDelta]:
         upstream = adapter.stream(config, request).__aiter__()
         try:
-            async with asyncio.timeout(min(config.timeout_s, remaining)):
-                first = await anext(upstream)
-        except TimeoutError:
-            error = _timeout_error(model)
+            return upstream, await anext(upstream)
         except StopAsyncIteration:
-            error = ProviderError(
+            await _close(upstream)
+            raise ProviderError(
                 "the provider closed the stream without an answer", kind="protocol", retryable=True
-            )
-        except ProviderError as exc:
-            error = exc
-        else:
-            _record_attempt(run, model, started, None)
-            return upstream, first
-        await _close(upstream)
-        _record_attempt(run, model, started, error)
-        await health.provider_failed(model.provider)
-        if not error.retryable or retry_number == tries - 1:
-            break
-        if not await _wait_before_retry(run, error, retry_number):
-            break
-    return error
+            ) from None
+        except BaseException:
+            await _close(upstream)
+            raise
+
+    return await _with_retries(run, model, tries, open_once)
 
 
 async def _close(upstream: AsyncIterator[StreamDelta]) -> None:
@@ -1152,36 +1163,16 @@ async def _completion_stream_open(*, caller: Caller, inp: CompletionInput, reque
         model, result, charge = await _serve_cache_hit(run, entry)
         return OpenStream(headers=_headers(run, model, ZERO), body=_replay(run, model, result, charge))
 
-    error: ProviderError | None = None
-    last_model: CatalogModel | None = None
-    for index, ranked in enumerate(run.plan.ranked):
-        if len(run.attempts) >= settings.ROUTER_MAX_ATTEMPTS or time.monotonic() >= run.deadline:
-            break
-        model = run.model(ranked.candidate.model_id)
-        try:
-            await _reserve(run, model, first=index == 0)
-        except BudgetExceeded as exc:
-            if not run.attempts:
-                raise await _fail(run, exc, model) from None
-            break
-        last_model = model
-        opened = await _open_model_stream(run, model, _tries_for(run, index))
-        if isinstance(opened, tuple):
-            upstream, first = opened
-            state = _StreamState(run, model)
-            headers = _headers(run, model, None)
-            headers["X-Router-Cost-Usd"] = dumps(_estimated_cost(run, model.model_id)).decode()
-            headers["X-Router-Cost-Estimated"] = "true"
-            return OpenStream(
-                headers=headers,
-                body=_relay(run, state, upstream, first),
-                abandon=functools.partial(_abandon_stream, run, state, upstream, first),
-            )
-        error = opened
-        if not error.retryable:
-            break
-    final = _final_error(run, error or _timeout_error(run.model(run.plan.ranked[0].candidate.model_id)))
-    raise await _fail(run, final, last_model)
+    model, (upstream, first) = await _first_answer(run, _open_model_stream)
+    state = _StreamState(run, model)
+    headers = _headers(run, model, None)
+    headers["X-Router-Cost-Usd"] = dumps(_estimated_cost(run, model.model_id)).decode()
+    headers["X-Router-Cost-Estimated"] = "true"
+    return OpenStream(
+        headers=headers,
+        body=_relay(run, state, upstream, first),
+        abandon=functools.partial(_abandon_stream, run, state, upstream, first),
+    )
 
 
 async def drain_background_logs() -> None:
