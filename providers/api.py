@@ -13,45 +13,10 @@ from rest_framework.views import APIView
 from config.api_errors import InvalidRequest
 from config.rendering import MoneyJSONRenderer
 from providers.estimates import DEFAULT_EXPECTED_OUTPUT_TOKENS, ModelNotFound, estimate_list
+from providers.messages import MessageSerializer
 
-ROLES = ("system", "developer", "user", "assistant", "tool", "function")
-PART_TYPES = ("text", "image_url", "input_audio", "file")
 # Decimal out, rendered as an exact JSON number by MoneyJSONRenderer.
 MONEY: dict[str, Any] = {"max_digits": 30, "decimal_places": 10, "coerce_to_string": False}
-
-
-class MessageSerializer(serializers.Serializer):
-    """An OpenAI chat message, checked as /v1/chat/completions checks it."""
-
-    role = serializers.ChoiceField(choices=ROLES)
-    content = serializers.JSONField(required=False, allow_null=True)
-    name = serializers.CharField(required=False, max_length=256)
-    tool_calls = serializers.ListField(child=serializers.DictField(), required=False)
-    tool_call_id = serializers.CharField(required=False, max_length=256)
-
-    def validate_content(self, value: Any) -> Any:
-        if value is None or isinstance(value, str):
-            return value
-        if isinstance(value, list):
-            for part in value:
-                if not isinstance(part, dict) or part.get("type") not in PART_TYPES:
-                    raise serializers.ValidationError(
-                        "content parts must be objects with type text or image_url"
-                    )
-                if part["type"] == "text" and not isinstance(part.get("text"), str):
-                    raise serializers.ValidationError("a text part needs a string 'text'")
-                if part["type"] == "image_url" and not isinstance(part.get("image_url"), dict | str):
-                    raise serializers.ValidationError("an image_url part needs an 'image_url' object")
-            return value
-        raise serializers.ValidationError("content must be a string or a list of content parts")
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        content = attrs.get("content")
-        if attrs["role"] != "assistant" and content is None:
-            raise serializers.ValidationError({"content": "content is required for this role"})
-        if attrs["role"] == "assistant" and content is None and not attrs.get("tool_calls"):
-            raise serializers.ValidationError({"content": "an assistant message needs content or tool_calls"})
-        return attrs
 
 
 class TokenEstimateApi(APIView):
