@@ -6,11 +6,10 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from config.api_errors import ApiError, error_response, internal_error
+from config.api_errors import ApiError, api_methods, error_response, internal_error
 from config.db import run_orm
 from routing import engine
 from routing.api.compare import authenticated, json_response, validated
@@ -54,7 +53,7 @@ class BatchInputSerializer(serializers.Serializer):
 
 
 @csrf_exempt
-@require_POST
+@api_methods("POST")
 async def chat_batch(request: HttpRequest) -> HttpResponseBase:
     try:
         principal = await authenticated(request)
@@ -90,7 +89,7 @@ async def chat_batch(request: HttpRequest) -> HttpResponseBase:
         return error_response(internal_error(exc))
 
 
-@require_GET
+@api_methods("GET")
 async def chat_batch_detail(request: HttpRequest, batch_id: str) -> HttpResponseBase:
     try:
         principal = await authenticated(request, limited=False)  # clients poll this

@@ -6,7 +6,6 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
 from rest_framework import serializers
 
 from accounts.authentication import Principal, aprincipal_for_key, key_from_headers
@@ -14,6 +13,7 @@ from config.api_errors import (
     ApiError,
     InvalidRequest,
     api_error_from_exception,
+    api_methods,
     error_response,
     internal_error,
 )
@@ -62,7 +62,7 @@ class CompareInputSerializer(serializers.Serializer):
 
 
 @csrf_exempt
-@require_POST
+@api_methods("POST")
 async def chat_compare(request: HttpRequest) -> HttpResponseBase:
     try:
         principal = await authenticated(request)
@@ -89,7 +89,7 @@ async def chat_compare(request: HttpRequest) -> HttpResponseBase:
         return error_response(internal_error(exc))
 
 
-@require_GET
+@api_methods("GET")
 async def chat_compare_detail(request: HttpRequest, comparison_id: str) -> HttpResponseBase:
     try:
         principal = await authenticated(request, limited=False)  # the playground polls this

@@ -17,6 +17,7 @@ from config.api_errors import (
     InvalidRequest,
     PayloadTooLarge,
     api_error_from_exception,
+    api_methods,
     error_response,
     internal_error,
 )
@@ -67,11 +68,8 @@ def completion_input(request: HttpRequest) -> CompletionInput:
 
 
 @csrf_exempt
+@api_methods("POST")
 async def chat_completions(request: HttpRequest) -> HttpResponseBase:
-    if request.method != "POST":  # require_POST would answer outside the envelope
-        return error_response(
-            ApiError("Use POST", status=405, code="method_not_allowed", headers={"Allow": "POST"})
-        )
     request_id: str = request.request_id  # type: ignore[attr-defined]
     with tracer.start_as_current_span("chat.completion", attributes={"router.request_id": request_id}):
         return await _chat_completions(request, request_id)
