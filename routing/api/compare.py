@@ -18,10 +18,10 @@ from config.api_errors import (
     internal_error,
 )
 from config.db import run_orm
+from config.rendering import dumps
 from routing.api.completions import parse_json_body
 from routing.api.serializers import MessageSerializer
 from routing.ratelimit import rate_limit_check
-from routing.rendering import dumps
 from routing.services.comparisons import MAX_MODELS, comparison_get, comparison_start, comparison_wait
 
 

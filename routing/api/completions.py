@@ -22,10 +22,10 @@ from config.api_errors import (
     internal_error,
 )
 from config.parsers import json_body_problem
+from config.rendering import dumps
 from config.tracing import tracer
 from routing.api.serializers import completion_input_validate
 from routing.ratelimit import rate_limit_check
-from routing.rendering import dumps
 from routing.services.completions import Caller, CompletionInput, completion_create, completion_stream_open
 
 logger = logging.getLogger(__name__)

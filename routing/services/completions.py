@@ -33,6 +33,7 @@ from config.api_errors import (
     UpstreamTimeout,
 )
 from config.db import get_pool, insert_statement, run_orm, run_script
+from config.rendering import dumps
 from config.tracing import tracer
 from providers.adapters import get_adapter
 from providers.adapters.base import ChatRequest, ChatResult, ProviderError, StreamDelta, Usage
@@ -42,7 +43,6 @@ from providers.tokens import count_message_tokens, count_text_tokens
 from routing import engine, health, metrics
 from routing.cache import cache_get, cache_key, cache_put, cache_scope
 from routing.models import Attempt, GatewayRequest
-from routing.rendering import dumps
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
