@@ -219,7 +219,7 @@ def internal_error(exc: BaseException) -> ApiError:
 
 
 def api_methods(*methods: str) -> Callable[[View], View]:
-    """Like Django's require_http_methods for async /v1 views, but the 405 comes in the error envelope."""
+    """For async /v1 views: allowed methods (else 405), and every error, a bug included, in the envelope."""
 
     def decorate(view: View) -> View:
         @functools.wraps(view)
@@ -231,7 +231,12 @@ def api_methods(*methods: str) -> Callable[[View], View]:
                         f"Use {allowed}", status=405, code="method_not_allowed", headers={"Allow": allowed}
                     )
                 )
-            return await view(request, *args, **kwargs)
+            try:
+                return await view(request, *args, **kwargs)
+            except ApiError as exc:
+                return error_response(exc)
+            except Exception as exc:  # noqa: BLE001 - a bug still answers in the envelope, without a traceback
+                return error_response(internal_error(exc))
 
         return cast(View, wrapper)
 

@@ -9,7 +9,7 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from config.api_errors import ApiError, api_methods, error_response, internal_error
+from config.api_errors import api_methods
 from config.db import run_orm
 from routing import engine
 from routing.api.compare import authenticated, json_response, validated
@@ -55,46 +55,36 @@ class BatchInputSerializer(serializers.Serializer):
 @csrf_exempt
 @api_methods("POST")
 async def chat_batch(request: HttpRequest) -> HttpResponseBase:
-    try:
-        principal = await authenticated(request)
-        data = parse_json_body(request)
-        fields = validated(BatchInputSerializer, data)
-        assert isinstance(data, dict)
-        requests = [
-            {**dict(item), "messages": [dict(m) for m in raw["messages"]]}
-            for item, raw in zip(fields["requests"], data["requests"], strict=True)
-        ]
-        model = fields.get("model")
-        mode = engine.MODE_COST if model == engine.AUTO_MODEL else fields["mode"]
-        batch = await run_orm(
-            batch_create,
-            user_id=principal.user_id,
-            requests=requests,
-            model=None if model == engine.AUTO_MODEL else model,
-            mode=mode,
-            temperature=fields.get("temperature"),
-            max_tokens=fields.get("max_tokens"),
-            api_key_id=principal.key_id,
-            cache_group=principal.cache_group,
-        )
-        if not fields["wait"]:
-            return json_response(batch_summary(batch), status=202)
-        done = await batch_wait(batch_id=batch.id)
-        # Not done within ROUTER_BATCH_WAIT_S: 202 with the progress so far, to be polled as with wait: false.
-        body = await run_orm(batch_get, user_id=principal.user_id, batch_id=batch.id)
-        return json_response(body, status=200 if done else 202)
-    except ApiError as exc:
-        return error_response(exc)
-    except Exception as exc:  # noqa: BLE001 - a bug still answers in the envelope, without a traceback
-        return error_response(internal_error(exc))
+    principal = await authenticated(request)
+    data = parse_json_body(request)
+    fields = validated(BatchInputSerializer, data)
+    assert isinstance(data, dict)
+    requests = [
+        {**dict(item), "messages": [dict(m) for m in raw["messages"]]}
+        for item, raw in zip(fields["requests"], data["requests"], strict=True)
+    ]
+    model = fields.get("model")
+    mode = engine.MODE_COST if model == engine.AUTO_MODEL else fields["mode"]
+    batch = await run_orm(
+        batch_create,
+        user_id=principal.user_id,
+        requests=requests,
+        model=None if model == engine.AUTO_MODEL else model,
+        mode=mode,
+        temperature=fields.get("temperature"),
+        max_tokens=fields.get("max_tokens"),
+        api_key_id=principal.key_id,
+        cache_group=principal.cache_group,
+    )
+    if not fields["wait"]:
+        return json_response(batch_summary(batch), status=202)
+    done = await batch_wait(batch_id=batch.id)
+    # Not done within ROUTER_BATCH_WAIT_S: 202 with the progress so far, to be polled as with wait: false.
+    body = await run_orm(batch_get, user_id=principal.user_id, batch_id=batch.id)
+    return json_response(body, status=200 if done else 202)
 
 
 @api_methods("GET")
 async def chat_batch_detail(request: HttpRequest, batch_id: str) -> HttpResponseBase:
-    try:
-        principal = await authenticated(request, limited=False)  # clients poll this
-        return json_response(await run_orm(batch_get, user_id=principal.user_id, batch_id=batch_id))
-    except ApiError as exc:
-        return error_response(exc)
-    except Exception as exc:  # noqa: BLE001
-        return error_response(internal_error(exc))
+    principal = await authenticated(request, limited=False)  # clients poll this
+    return json_response(await run_orm(batch_get, user_id=principal.user_id, batch_id=batch_id))

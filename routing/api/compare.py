@@ -10,12 +10,9 @@ from rest_framework import serializers
 
 from accounts.authentication import Principal, aprincipal_for_key, key_from_headers
 from config.api_errors import (
-    ApiError,
     InvalidRequest,
     api_error_from_exception,
     api_methods,
-    error_response,
-    internal_error,
 )
 from config.db import run_orm
 from config.rendering import dumps
@@ -64,38 +61,28 @@ class CompareInputSerializer(serializers.Serializer):
 @csrf_exempt
 @api_methods("POST")
 async def chat_compare(request: HttpRequest) -> HttpResponseBase:
-    try:
-        principal = await authenticated(request)
-        data = parse_json_body(request)
-        fields = validated(CompareInputSerializer, data)
-        assert isinstance(data, dict)
-        comparison = await run_orm(
-            comparison_start,
-            user_id=principal.user_id,
-            models=fields["models"],
-            messages=[dict(m) for m in data["messages"]],
-            temperature=fields.get("temperature"),
-            max_tokens=fields.get("max_tokens"),
-            top_p=fields.get("top_p"),
-            api_key_id=principal.key_id,
-            cache_group=principal.cache_group,
-        )
-        await comparison_wait(comparison_id=comparison.id)
-        body = await run_orm(comparison_get, user_id=principal.user_id, comparison_id=comparison.id)
-        return json_response(body)
-    except ApiError as exc:
-        return error_response(exc)
-    except Exception as exc:  # noqa: BLE001 - a bug still answers in the envelope, without a traceback
-        return error_response(internal_error(exc))
+    principal = await authenticated(request)
+    data = parse_json_body(request)
+    fields = validated(CompareInputSerializer, data)
+    assert isinstance(data, dict)
+    comparison = await run_orm(
+        comparison_start,
+        user_id=principal.user_id,
+        models=fields["models"],
+        messages=[dict(m) for m in data["messages"]],
+        temperature=fields.get("temperature"),
+        max_tokens=fields.get("max_tokens"),
+        top_p=fields.get("top_p"),
+        api_key_id=principal.key_id,
+        cache_group=principal.cache_group,
+    )
+    await comparison_wait(comparison_id=comparison.id)
+    body = await run_orm(comparison_get, user_id=principal.user_id, comparison_id=comparison.id)
+    return json_response(body)
 
 
 @api_methods("GET")
 async def chat_compare_detail(request: HttpRequest, comparison_id: str) -> HttpResponseBase:
-    try:
-        principal = await authenticated(request, limited=False)  # the playground polls this
-        body = await run_orm(comparison_get, user_id=principal.user_id, comparison_id=comparison_id)
-        return json_response(body)
-    except ApiError as exc:
-        return error_response(exc)
-    except Exception as exc:  # noqa: BLE001
-        return error_response(internal_error(exc))
+    principal = await authenticated(request, limited=False)  # the playground polls this
+    body = await run_orm(comparison_get, user_id=principal.user_id, comparison_id=comparison_id)
+    return json_response(body)

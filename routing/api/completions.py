@@ -13,13 +13,10 @@ from rest_framework.exceptions import ValidationError
 
 from accounts.authentication import aprincipal_for_key, key_from_headers
 from config.api_errors import (
-    ApiError,
     InvalidRequest,
     PayloadTooLarge,
     api_error_from_exception,
     api_methods,
-    error_response,
-    internal_error,
 )
 from config.parsers import json_body_problem
 from config.rendering import dumps
@@ -76,27 +73,20 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
 
 
 async def _chat_completions(request: HttpRequest, request_id: str) -> HttpResponseBase:
-    try:
-        principal = await aprincipal_for_key(key_from_headers(request))
-        await rate_limit_check(principal)
-        inp = completion_input(request)
-        caller = Caller(
-            user_id=principal.user_id, api_key_id=principal.key_id, cache_group=principal.cache_group
-        )
-        if inp.stream:
-            opened = await completion_stream_open(caller=caller, inp=inp, request_id=request_id)
-            response: HttpResponseBase = StreamingHttpResponse(opened.body, content_type="text/event-stream")
-            response["Cache-Control"] = "no-cache"
-            response["X-Accel-Buffering"] = "no"
-            for name, value in opened.headers.items():
-                response[name] = value
-            return response
-        result = await completion_create(caller=caller, inp=inp, request_id=request_id)
-        response = HttpResponse(dumps(result.body), content_type="application/json")
-        for name, value in result.headers.items():
+    principal = await aprincipal_for_key(key_from_headers(request))
+    await rate_limit_check(principal)
+    inp = completion_input(request)
+    caller = Caller(user_id=principal.user_id, api_key_id=principal.key_id, cache_group=principal.cache_group)
+    if inp.stream:
+        opened = await completion_stream_open(caller=caller, inp=inp, request_id=request_id)
+        response: HttpResponseBase = StreamingHttpResponse(opened.body, content_type="text/event-stream")
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"
+        for name, value in opened.headers.items():
             response[name] = value
         return response
-    except ApiError as exc:
-        return error_response(exc)
-    except Exception as exc:  # noqa: BLE001 - a bug still answers in the envelope, without a traceback
-        return error_response(internal_error(exc))
+    result = await completion_create(caller=caller, inp=inp, request_id=request_id)
+    response = HttpResponse(dumps(result.body), content_type="application/json")
+    for name, value in result.headers.items():
+        response[name] = value
+    return response
