@@ -115,7 +115,7 @@ _TOOL_FUNC_END = 12
 #                   ~1.0-1.1x o200k_base.
 #   anything else 1.10.
 # Routing reserves approximate counts with a further 15% margin (APPROX_PROMPT_MARGIN in
-# routing.services.completions), so reservations use 1.38x, 1.15x and 1.27x o200k_base: each at or above
+# routing.pipeline.plan), so reservations use 1.38x, 1.15x and 1.27x o200k_base: each at or above
 # the published figures. Against the fake upstream (ceil(characters / 4) + 3 per message, for every
 # vendor) the cookbook conversation in providers/tests/test_tokens.py counts 129, o200k_base 124: the
 # approximation gives 149 (anthropic), 124 (gemini, 4% under, within the margin) and 137 (deepseek).

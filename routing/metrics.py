@@ -13,9 +13,14 @@ if TYPE_CHECKING:
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
-REQUESTS = Counter("router_requests", "Completions served", ["model", "provider", "status", "cached"])
+REQUESTS = Counter(
+    "router_requests", "Requests served, by door", ["door", "model", "provider", "status", "cached"]
+)
 LATENCY = Histogram(
-    "router_request_latency_seconds", "Whole-request latency", ["model", "provider"], buckets=LATENCY_BUCKETS
+    "router_request_latency_seconds",
+    "Whole-request latency",
+    ["door", "model", "provider"],
+    buckets=LATENCY_BUCKETS,
 )
 UPSTREAM_LATENCY = Histogram(
     "router_upstream_latency_seconds",

@@ -159,9 +159,21 @@ class GatewayRequest(models.Model):
         help_text="The price row this request was charged at.",
     )
 
+    door = models.CharField(
+        max_length=16,
+        default="chat",
+        db_default="chat",
+        help_text="The client dialect: chat, messages, responses, embeddings.",
+    )
     messages = models.JSONField(default=list, blank=True)
     prompt_text = models.TextField(blank=True)
     response_text = models.TextField(blank=True)
+    tool_calls = models.JSONField(null=True, blank=True, help_text="The answer's tool calls (OpenAI shape).")
+    stored = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="/v1/responses with store: GET and previous_response_id may read it.",
+    )
     finish_reason = models.CharField(max_length=32, blank=True)
     params = models.JSONField(default=dict, blank=True)
     stream = models.BooleanField(default=False)
@@ -204,6 +216,7 @@ class GatewayRequest(models.Model):
             models.Index(fields=["user", "model", "-created_at"], name="request_user_model"),
             models.Index(fields=["user", "status", "-created_at"], name="request_user_status"),
             models.Index(fields=["user", "provider", "-created_at"], name="request_user_provider"),
+            models.Index(fields=["user", "door", "-created_at"], name="request_user_door"),
             models.Index(fields=["created_at"], name="request_created"),
         ]
 

@@ -11,6 +11,7 @@ from providers.adapters.base import ChatRequest, ChatResult, ProviderConfig, Str
 from providers.adapters.common import (
     RAW_EVENT,
     SSEEvent,
+    StreamDecoder,
     content_parts,
     decode_stream,
     drop_none,
@@ -33,6 +34,7 @@ from providers.adapters.common import (
     tool_choice_name,
     unsupported_content,
 )
+from providers.adapters.native import PassThroughDecoder, forwarded_headers, native_body
 
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096  # max_tokens is required; LiteLLM's long-standing default (§7.1)
@@ -371,20 +373,36 @@ class AnthropicAdapter:
     def build_body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         return build_body(self.name, request, stream=stream)
 
+    def request_parts(
+        self, config: ProviderConfig, request: ChatRequest, *, stream: bool
+    ) -> tuple[dict[str, str], dict[str, Any]]:
+        """Headers and body: the client's own Messages body when native (anthropic-beta forwarded)."""
+        if request.native is None:
+            return self.headers(config), self.build_body(request, stream=stream)
+        headers = {**self.headers(config), **forwarded_headers(request.native_headers)}
+        body = native_body(
+            request, max_tokens_field="max_tokens", stream=stream, default_max_tokens=DEFAULT_MAX_TOKENS
+        )
+        return headers, body
+
     async def complete(self, config: ProviderConfig, request: ChatRequest) -> ChatResult:
-        payload = await post_json(
-            config, self.url(config), self.headers(config), self.build_body(request, stream=False)
-        )
-        return parse_response(
-            self.name, payload, json_mode=response_format_type(request.response_format) is not None
-        )
+        headers, body = self.request_parts(config, request, stream=False)
+        payload = await post_json(config, self.url(config), headers, body)
+        result = parse_response(self.name, payload, json_mode=_json_mode(request))
+        if request.native is not None:
+            result.raw = payload
+        return result
 
     async def stream(self, config: ProviderConfig, request: ChatRequest) -> AsyncIterator[StreamDelta]:
-        events = stream_sse(
-            config, self.url(config), self.headers(config), self.build_body(request, stream=True)
-        )
-        decoder = AnthropicStreamDecoder(
-            self.name, json_mode=response_format_type(request.response_format) is not None
-        )
+        headers, body = self.request_parts(config, request, stream=True)
+        events = stream_sse(config, self.url(config), headers, body)
+        decoder: StreamDecoder = AnthropicStreamDecoder(self.name, json_mode=_json_mode(request))
+        if request.native is not None:
+            decoder = PassThroughDecoder(decoder)
         async for delta in decode_stream(events, decoder):
             yield delta
+
+
+def _json_mode(request: ChatRequest) -> bool:
+    # A native body asks for JSON its own way; only a translated request uses the JSON tool.
+    return request.native is None and response_format_type(request.response_format) is not None

@@ -33,6 +33,10 @@ class ChatRequest:
     tool_choice: Any = None
     response_format: dict[str, Any] | None = None
     stream: bool = False
+    # The client's own body in the vendor's dialect (Anthropic Messages, OpenAI Responses), sent as it is but
+    # for `model` (and what the router must have, such as usage in streams); None: translate the fields above.
+    native: dict[str, Any] | None = None
+    native_headers: dict[str, str] = field(default_factory=dict)  # e.g. anthropic-beta, forwarded
 
 
 @dataclass(slots=True)
@@ -59,6 +63,7 @@ class ChatResult:
     usage: Usage
     tool_calls: list[dict[str, Any]] | None = None  # OpenAI shape
     upstream_model: str | None = None
+    raw: dict[str, Any] | None = None  # the vendor's body, for a native request
 
 
 @dataclass(slots=True)
@@ -69,6 +74,7 @@ class StreamDelta:
     tool_calls: list[dict[str, Any]] | None = None  # OpenAI chunk shape, with "index"
     finish_reason: str | None = None
     usage: Usage | None = None
+    raw: bytes | None = None  # native streams: the vendor's SSE event as received ("event: …\ndata: …\n\n")
 
 
 @dataclass(slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
+from providers.adapters import openai_responses
 from providers.adapters.base import ChatRequest, ChatResult, ProviderConfig, ProviderError, StreamDelta, Usage
 from providers.adapters.common import (
     RAW_EVENT,
@@ -20,6 +21,7 @@ from providers.adapters.common import (
     stream_sse,
     tool_call,
 )
+from providers.adapters.native import forwarded_headers
 
 FINISH_REASONS = {
     "stop": "stop",
@@ -49,6 +51,20 @@ class OpenAIAdapter:
         if config.api_key:
             headers["authorization"] = f"Bearer {config.api_key}"
         return headers
+
+    def goes_native(self, request: ChatRequest) -> bool:
+        """Whether the client's Responses body goes to OpenAI's /responses as it is.
+
+        Only OpenAI has the Responses API; OpenAI-format vendors built on this class (DeepSeek) always get
+        the translated chat request, whatever the router left in `request.native`.
+        """
+        return request.native is not None and self.name == OpenAIAdapter.name
+
+    def responses_url(self, config: ProviderConfig) -> str:
+        return f"{(config.base_url or self.default_base_url).rstrip('/')}/responses"
+
+    def native_headers(self, config: ProviderConfig, request: ChatRequest) -> dict[str, str]:
+        return {**self.headers(config), **forwarded_headers(request.native_headers)}
 
     def translate_messages(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [dict(message) for message in messages]
@@ -126,16 +142,26 @@ class OpenAIAdapter:
     # --- calls --------------------------------------------------------------------------------------------
 
     async def complete(self, config: ProviderConfig, request: ChatRequest) -> ChatResult:
+        if self.goes_native(request):
+            return await openai_responses.complete(
+                config, self.responses_url(config), self.native_headers(config, request), request
+            )
         payload = await post_json(
             config, self.url(config), self.headers(config), self.build_body(request, stream=False)
         )
         return self.parse_response(payload)
 
     async def stream(self, config: ProviderConfig, request: ChatRequest) -> AsyncIterator[StreamDelta]:
-        events = stream_sse(
-            config, self.url(config), self.headers(config), self.build_body(request, stream=True)
-        )
-        async for delta in decode_stream(events, ChatCompletionsStreamDecoder(self)):
+        if self.goes_native(request):
+            deltas = openai_responses.stream(
+                config, self.responses_url(config), self.native_headers(config, request), request
+            )
+        else:
+            events = stream_sse(
+                config, self.url(config), self.headers(config), self.build_body(request, stream=True)
+            )
+            deltas = decode_stream(events, ChatCompletionsStreamDecoder(self))
+        async for delta in deltas:
             yield delta
 
 

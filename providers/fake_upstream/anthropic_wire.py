@@ -86,7 +86,7 @@ class AnthropicFormat(WireFormat):
             "service_tier": "standard",
         }
 
-    def response(self, answer: Answer) -> tuple[JsonObject, Headers]:
+    def response(self, answer: Answer, prompt: Prompt) -> tuple[JsonObject, Headers]:
         if answer.is_tool_call:
             content = [self._tool_block(answer) | {"input": TOOL_ARGUMENTS}]
         else:

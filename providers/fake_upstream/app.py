@@ -13,6 +13,7 @@ from providers.fake_upstream.answers import compose_answer
 from providers.fake_upstream.anthropic_wire import AnthropicFormat
 from providers.fake_upstream.gemini_wire import GeminiFormat
 from providers.fake_upstream.openai_wire import DeepSeekFormat, OpenAIFormat
+from providers.fake_upstream.responses_wire import ResponsesFormat
 from providers.fake_upstream.rules import NO_FAULT, Fault, RuleBook, RuleError, parse_rule
 from providers.fake_upstream.wire import Headers, StreamPlan, WireError, WireFormat
 
@@ -36,8 +37,10 @@ GEMINI_PREFIXES = ("/v1beta/models/", "/v1/models/")
 GEMINI_ACTIONS = {"generateContent": False, "streamGenerateContent": True}
 
 OPENAI, DEEPSEEK, ANTHROPIC, GEMINI = OpenAIFormat(), DeepSeekFormat(), AnthropicFormat(), GeminiFormat()
+RESPONSES = ResponsesFormat()
 FIXED_ROUTES: dict[str, WireFormat] = {
     "/v1/chat/completions": OPENAI,
+    "/v1/responses": RESPONSES,
     "/chat/completions": DEEPSEEK,
     "/v1/messages": ANTHROPIC,
 }
@@ -81,6 +84,7 @@ class FakeUpstream:
     """An ASGI3 application answering the four vendors' APIs, with state for faults and recordings.
 
     Vendor routes (POST): /v1/chat/completions (OpenAI; DeepSeek format for "deepseek*" models),
+    /v1/responses (OpenAI Responses API, recorded as format "openai-responses"),
     /chat/completions (DeepSeek), /v1/messages (Anthropic),
     /v1beta/models/{model}:generateContent and :streamGenerateContent?alt=sse (Gemini).
     Control: GET /health; POST, GET, DELETE /__control (rules, see `rules.py`; DELETE also forgets
@@ -145,7 +149,7 @@ class FakeUpstream:
         if prompt.stream:
             await send_stream(send, wire.stream(answer, prompt), fault)
             return
-        payload, headers = wire.response(answer)
+        payload, headers = wire.response(answer, prompt)
         if fault.disconnect_after_chunks is not None:
             await send_broken_json(send, payload, headers)
         else:

@@ -87,7 +87,7 @@ class GeminiFormat(WireFormat):
             usage["thoughtsTokenCount"] = answer.reasoning_tokens
         return usage
 
-    def response(self, answer: Answer) -> tuple[JsonObject, Headers]:
+    def response(self, answer: Answer, prompt: Prompt) -> tuple[JsonObject, Headers]:
         if answer.is_tool_call:
             parts: list[JsonObject] = [{"functionCall": {"name": answer.tool_name, "args": TOOL_ARGUMENTS}}]
         else:

@@ -100,7 +100,7 @@ class OpenAIFormat(WireFormat):
     def response_headers(self) -> Headers:
         return [(b"x-request-id", new_id("req_", 32).encode())]
 
-    def response(self, answer: Answer) -> tuple[JsonObject, Headers]:
+    def response(self, answer: Answer, prompt: Prompt) -> tuple[JsonObject, Headers]:
         message: JsonObject = {"role": "assistant", "content": answer.text, **self.message_extras}
         if answer.is_tool_call:
             message["content"] = None

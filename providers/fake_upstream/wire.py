@@ -42,7 +42,7 @@ class WireFormat:
     def parse(self, body: JsonObject, path_model: str | None) -> Prompt:
         raise NotImplementedError
 
-    def response(self, answer: Answer) -> tuple[JsonObject, Headers]:
+    def response(self, answer: Answer, prompt: Prompt) -> tuple[JsonObject, Headers]:
         raise NotImplementedError
 
     def stream(self, answer: Answer, prompt: Prompt) -> StreamPlan:

@@ -12,8 +12,8 @@ from rest_framework import serializers
 from config.api_errors import api_methods
 from config.db import run_orm
 from routing import engine
+from routing.api.body import parse_json_body
 from routing.api.compare import authenticated, json_response, validated
-from routing.api.completions import parse_json_body
 from routing.api.serializers import MessageSerializer, StrictBooleanField
 from routing.services.batches import MAX_ITEMS, batch_create, batch_get, batch_summary, batch_wait
 

@@ -16,7 +16,7 @@ from config.api_errors import (
 )
 from config.db import run_orm
 from config.rendering import dumps
-from routing.api.completions import parse_json_body
+from routing.api.body import parse_json_body
 from routing.api.serializers import MessageSerializer
 from routing.ratelimit import rate_limit_check
 from routing.services.comparisons import MAX_MODELS, comparison_get, comparison_start, comparison_wait

@@ -19,6 +19,7 @@ from rest_framework import serializers
 from rest_framework.views import APIView
 
 from routing.api.serializers import CompletionInputSerializer
+from routing.usage import UsageSerializer
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 JSON = "application/json"
@@ -63,18 +64,6 @@ def _money(**kwargs: Any) -> serializers.DecimalField:
     return serializers.DecimalField(max_digits=30, decimal_places=10, coerce_to_string=False, **kwargs)
 
 
-class CompletionUsageSerializer(serializers.Serializer):
-    prompt_tokens = serializers.IntegerField()
-    completion_tokens = serializers.IntegerField()
-    total_tokens = serializers.IntegerField()
-    cached_tokens = serializers.IntegerField()
-    reasoning_tokens = serializers.IntegerField()
-    input_cost_usd = _money()
-    output_cost_usd = _money()
-    total_cost_usd = _money()
-    estimated_cost_usd = _money()
-
-
 class CompletionMessageSerializer(serializers.Serializer):
     role = serializers.CharField()
     content = serializers.CharField(allow_null=True)
@@ -98,7 +87,7 @@ class CompletionSerializer(serializers.Serializer):
     choices = CompletionChoiceSerializer(many=True)
     content = serializers.CharField(allow_null=True)
     finish_reason = serializers.CharField()
-    usage = CompletionUsageSerializer()
+    usage = UsageSerializer()
     latency_ms = serializers.IntegerField()
     created_at = serializers.DateTimeField()
     selection_mode = serializers.CharField()

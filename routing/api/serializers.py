@@ -9,7 +9,7 @@ from rest_framework import serializers
 
 from providers.messages import MessageSerializer, StrictCharField
 from routing import engine
-from routing.services.completions import CompletionInput
+from routing.pipeline.types import CompletionInput
 
 PROVIDERS = ("openai", "anthropic", "google", "deepseek")
 

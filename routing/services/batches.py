@@ -30,7 +30,7 @@ from config.db import run_orm
 from providers.catalog import catalog_get
 from routing import engine
 from routing.models import OPEN_STATUSES, BatchItem, BatchJob, FanoutRow
-from routing.services.completions import Caller, CompletionInput
+from routing.pipeline.types import Caller, CompletionInput
 from routing.services.fanout import (
     Work,
     fanout_request_id,

@@ -14,7 +14,7 @@ from config.api_errors import InvalidRequest, NotFound
 from config.db import run_orm
 from providers.catalog import catalog_get
 from routing.models import OPEN_STATUSES, Comparison, ComparisonResult, FanoutRow
-from routing.services.completions import Caller, CompletionInput
+from routing.pipeline.types import Caller, CompletionInput
 from routing.services.fanout import (
     Work,
     fanout_request_id,

@@ -2,7 +2,7 @@
 
 Exactly-once, as implemented here:
 - Each row has a deterministic request id (`fanout_request_id`): the log row's primary key. Logging and budget
-  settlement share one transaction (see completions._write_log), so a second charged row for the same row is
+  settlement share one transaction (see routing.pipeline.record), so a second charged row for the same row is
   impossible: a duplicate run's insert fails on the primary key and its settlement rolls back with it.
 - Each row has one budget reservation key (`<kind>:<pk>`). A redelivered run gets the hold its dead
   predecessor left open (or a fresh hold if that one expired) instead of holding twice.
@@ -39,8 +39,10 @@ from config.api_errors import ApiError
 from config.db import close_pools
 from providers.http import aclose_clients
 from routing.models import FanoutRow, GatewayRequest
+from routing.pipeline.complete import completion_create
+from routing.pipeline.types import Caller, CompletionInput
 from routing.redis_client import REDIS_ERRORS, aclose_redis
-from routing.services.completions import Caller, CompletionInput, completion_create
+from routing.usage import usage_json_of_row
 
 logger = logging.getLogger(__name__)
 Row = TypeVar("Row", bound=FanoutRow)
@@ -351,20 +353,6 @@ async def parent_wait(*, parent_id: str, is_done: Callable[[], Awaitable[bool]],
 # --------------------------------------------------------------------------------------------- rendering
 
 
-def usage_json(row: GatewayRequest) -> dict[str, Any]:
-    """The completion's usage object, rebuilt from its log row."""
-    return {
-        "prompt_tokens": row.input_tokens,
-        "completion_tokens": row.output_tokens,
-        "total_tokens": row.total_tokens,
-        "cached_tokens": row.cached_tokens,
-        "reasoning_tokens": row.reasoning_tokens,
-        "input_cost_usd": row.input_cost_usd,
-        "output_cost_usd": row.output_cost_usd,
-        "total_cost_usd": row.total_cost_usd,
-    }
-
-
 def iso(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment is not None else None
 
@@ -377,7 +365,7 @@ def row_json(row: FanoutRow, logged: GatewayRequest | None) -> dict[str, Any]:
         "request_id": logged.id if logged is not None else None,
         "content": (logged.response_text or None) if logged is not None else None,
         "finish_reason": (logged.finish_reason or None) if logged is not None else None,
-        "usage": usage_json(logged) if logged is not None else None,
+        "usage": usage_json_of_row(logged) if logged is not None else None,
         "latency_ms": logged.latency_ms if logged is not None else None,
         "cached": logged.cached if logged is not None else False,
         "error_code": row.error_code or None,

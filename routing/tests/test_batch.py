@@ -16,8 +16,9 @@ from config.celery import app
 from providers.catalog import catalog_get
 from providers.pricing import worst_case_cost
 from routing.models import BatchItem, BatchJob, GatewayRequest
+from routing.pipeline.plan import _prompt_tokens
+from routing.pipeline.types import CompletionInput
 from routing.services import batches
-from routing.services.completions import CompletionInput, _prompt_tokens
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("live_worker")]
 

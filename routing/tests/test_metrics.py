@@ -31,7 +31,7 @@ def test_metrics_count_requests_tokens_cost_cache_hits_and_errors(sdk, e2e, fake
     sdk.chat.completions.create(model="deepseek-chat", messages=HELLO)  # one retry, then success
     after = _scrape(e2e.url)
 
-    ok = {"model": "gpt-4o-mini", "provider": "openai", "status": "success"}
+    ok = {"door": "chat", "model": "gpt-4o-mini", "provider": "openai", "status": "success"}
     assert _delta(before, after, "router_requests_total", **ok, cached="false") == 1
     assert _delta(before, after, "router_requests_total", **ok, cached="true") == 1
     assert _delta(before, after, "router_cache_hits_total", model="gpt-4o-mini") == 1
@@ -54,7 +54,12 @@ def test_metrics_count_requests_tokens_cost_cache_hits_and_errors(sdk, e2e, fake
     assert _delta(before, after, "router_retries_total", model="deepseek-chat", provider="deepseek") == 1
     assert (
         _delta(
-            before, after, "router_request_latency_seconds_count", model="deepseek-chat", provider="deepseek"
+            before,
+            after,
+            "router_request_latency_seconds_count",
+            door="chat",
+            model="deepseek-chat",
+            provider="deepseek",
         )
         == 1
     )

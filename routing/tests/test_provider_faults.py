@@ -12,7 +12,7 @@ from redis import Redis
 
 from providers.adapters.base import ProviderError
 from routing.models import Attempt, GatewayRequest
-from routing.services.completions import _backoff
+from routing.pipeline.call import _backoff
 from routing.tests.live import LiveGateway, live_database_url
 
 pytestmark = pytest.mark.e2e

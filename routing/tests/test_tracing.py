@@ -15,8 +15,8 @@ def spans(monkeypatch):
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("test")
-    monkeypatch.setattr("routing.services.completions.tracer", tracer)
-    monkeypatch.setattr("routing.api.completions.tracer", tracer)
+    monkeypatch.setattr("routing.pipeline.call.tracer", tracer)
+    monkeypatch.setattr("routing.api.doors.tracer", tracer)
     return exporter
 
 

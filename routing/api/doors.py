@@ -1,0 +1,82 @@
+"""One async view body for every door: authenticate, limit, parse with the door, run the pipeline, render.
+
+Errors, whenever they happen before the first byte, answer in the door's own envelope.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+
+from accounts.authentication import aprincipal_for_key, key_from_headers
+from config.api_errors import ApiError, InvalidRequest, internal_error
+from config.rendering import dumps
+from config.tracing import tracer
+from routing.api.body import parse_json_body
+from routing.doors.base import Door
+from routing.doors.options import apply_router_headers
+from routing.pipeline.complete import completion_create, completion_stream_open
+from routing.pipeline.types import Caller, CompletionInput
+from routing.ratelimit import rate_limit_check
+
+logger = logging.getLogger(__name__)
+# A door's own step between parsing and running (the Responses door loads previous_response_id here).
+Prepare = Callable[[CompletionInput, Caller], Awaitable[CompletionInput]]
+
+
+def door_error_response(door: Door, error: ApiError, request_id: str) -> HttpResponse:
+    status, body = door.error_body(error)
+    if "request_id" in body and body["request_id"] is None:
+        body["request_id"] = request_id  # Anthropic's envelope names the request
+    response = HttpResponse(dumps(body), status=status, content_type="application/json")
+    for name, value in error.headers.items():
+        response[name] = value
+    response["X-Request-Id"] = request_id
+    response["request-id"] = request_id  # what the anthropic SDK reads into APIStatusError.request_id
+    return response
+
+
+async def serve_door(
+    door: Door, request: HttpRequest, *, span: str, prepare: Prepare | None = None
+) -> HttpResponseBase:
+    request_id: str = request.request_id  # type: ignore[attr-defined]
+    with tracer.start_as_current_span(span, attributes={"router.request_id": request_id}):
+        try:
+            return await _serve(door, request, request_id, prepare)
+        except ApiError as exc:
+            return door_error_response(door, exc, request_id)
+        except Exception as exc:  # noqa: BLE001 - a bug still answers in the door's envelope, without a traceback
+            return door_error_response(door, internal_error(exc), request_id)
+
+
+async def _serve(
+    door: Door, request: HttpRequest, request_id: str, prepare: Prepare | None
+) -> HttpResponseBase:
+    principal = await aprincipal_for_key(key_from_headers(request))
+    await rate_limit_check(principal)
+    body = parse_json_body(request)
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object", code="invalid_json")
+    inp = door.parse(body, request.headers)
+    apply_router_headers(inp, request.headers, body if door.name == "chat" else {})
+    caller = Caller(user_id=principal.user_id, api_key_id=principal.key_id, cache_group=principal.cache_group)
+    if prepare is not None:
+        inp = await prepare(inp, caller)
+    if inp.stream:
+        opened = await completion_stream_open(caller=caller, inp=inp, request_id=request_id)
+        renderer = door.stream_renderer(opened.meta)
+        response: HttpResponseBase = StreamingHttpResponse(
+            opened.body(renderer), content_type="text/event-stream"
+        )
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"
+        for name, value in opened.headers.items():
+            response[name] = value
+        return response
+    answered = await completion_create(caller=caller, inp=inp, request_id=request_id)
+    response = HttpResponse(dumps(door.render(answered.completion)), content_type="application/json")
+    for name, value in answered.headers.items():
+        response[name] = value
+    return response

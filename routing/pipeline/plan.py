@@ -1,0 +1,110 @@
+"""Planning: the models to try, in order, and the prompt estimate each one is judged and held on."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.utils import timezone
+
+from config.api_errors import InvalidRequest, PayloadTooLarge
+from providers.catalog import Catalog, CatalogModel, acatalog_get
+from providers.tokens import count_message_tokens
+from routing import engine, health
+from routing.pipeline.run import CompletionRun
+from routing.pipeline.types import Caller, CompletionInput
+
+# Approximate token counts can run low; reserve with headroom so the actual cost stays inside the hold.
+APPROX_PROMPT_MARGIN = Decimal("1.15")
+
+
+def _candidates(
+    catalog: Catalog, cooldowns: set[str], latencies: dict[str, float | None]
+) -> list[engine.Candidate]:
+    return [
+        engine.Candidate(
+            model_id=m.model_id,
+            provider=m.provider,
+            context_window=m.context_window,
+            max_output_tokens=m.max_output_tokens,
+            rates=m.rates,
+            aliases=m.aliases,
+            supports_tools=m.supports_tools,
+            supports_vision=m.supports_vision,
+            supports_json=m.supports_json,
+            active=m.active,
+            provider_active=m.provider_active,
+            provider_configured=m.provider_configured,
+            deprecation_date=m.deprecation_date,
+            p50_latency_ms=latencies.get(m.model_id),
+            in_cooldown=m.provider in cooldowns,
+        )
+        for m in catalog.models
+    ]
+
+
+def _prompt_tokens(inp: CompletionInput, model: CatalogModel) -> int:
+    counted = count_message_tokens(inp.messages, model.model_id, model.provider, tools=inp.tools)
+    if counted.is_exact_tokenizer:
+        return counted.tokens
+    return int(Decimal(counted.tokens) * APPROX_PROMPT_MARGIN) + 1
+
+
+def _estimate_needs(inp: CompletionInput, catalog: Catalog) -> tuple[dict[str, int], int]:
+    """Prompt tokens per model (tokenizers differ by vendor); the largest is what context fit is judged on."""
+    per_model: dict[str, int] = {}
+    by_method: dict[tuple[str, str], int] = {}
+    for model in catalog.models:
+        key = (model.provider, model.model_id if model.provider == "openai" else "")
+        if key not in by_method:
+            by_method[key] = _prompt_tokens(inp, model)
+        per_model[model.model_id] = by_method[key]
+    return per_model, max(per_model.values(), default=0)
+
+
+async def completion_plan(*, caller: Caller, inp: CompletionInput, request_id: str) -> CompletionRun:
+    """Chooses the models to try, in order; raises 400 (unknown model, nothing fits) or 413 (too long)."""
+    catalog = await acatalog_get()
+    providers = sorted({m.provider for m in catalog.models})
+    # `model: auto` is cost-optimized in manual mode's clothing: it skips providers in cooldown too.
+    optimized = inp.mode != engine.MODE_MANUAL or inp.model == engine.AUTO_MODEL
+    cooldowns = await health.cooldowns_get(providers) if optimized else set()
+    latencies = await health.latencies_get([m.model_id for m in catalog.models])
+    prompt_tokens, largest = _estimate_needs(inp, catalog)
+    needs = engine.Needs(
+        prompt_tokens=largest,
+        today=timezone.now().date(),
+        expected_output_tokens=inp.expected_output_tokens,
+        max_tokens=inp.max_tokens,
+        uses_tools=bool(inp.tools),
+        uses_images=inp.uses_images(),
+        uses_json=inp.uses_json(),
+        provider_filter=tuple(inp.provider_filter) if inp.provider_filter else None,
+        max_cost=inp.max_cost,
+    )
+    if inp.mode == engine.MODE_MANUAL and inp.model and inp.model != engine.AUTO_MODEL:
+        # Manual mode judges context on the requested model's own tokenizer.
+        chosen = catalog.by_name(inp.model)
+        if chosen is not None:
+            needs = engine.Needs(**{**needs.__dict__, "prompt_tokens": prompt_tokens[chosen.model_id]})
+    try:
+        plan = engine.plan(
+            mode=inp.mode,
+            model=inp.model,
+            candidates=_candidates(catalog, cooldowns, latencies),
+            needs=needs,
+            models=inp.models,
+            fallbacks=inp.fallbacks,
+        )
+    except engine.ModelNotFound as exc:
+        raise InvalidRequest(
+            f"Model '{exc.name}' not found or inactive", param="model", code="model_not_found"
+        ) from exc
+    except engine.NoCandidates as exc:
+        if exc.context_exceeded:
+            raise PayloadTooLarge(str(exc), param="messages", code="context_length_exceeded") from exc
+        raise InvalidRequest(str(exc), param="model", code="no_model_fits") from exc
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), param="model", code="invalid_value") from exc
+    return CompletionRun(
+        caller=caller, inp=inp, request_id=request_id, catalog=catalog, plan=plan, prompt_tokens=prompt_tokens
+    )

@@ -1,0 +1,231 @@
+"""Pricing and recording: the answer's cost, and one log row (with its attempts) settled with the budget.
+
+Every request that reaches a provider ends in exactly one GatewayRequest row (plus one Attempt row per
+provider call), written in the same transaction that settles its budget reservation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from budgets.hotpath import release_statement, settle_statement
+from budgets.services import budget_release, budget_settle
+from config.api_errors import ApiError
+from config.db import get_pool, insert_statement, run_orm, run_script
+from providers.adapters.base import Usage
+from providers.catalog import CatalogModel
+from providers.pricing import cost_of
+from routing import metrics
+from routing.models import Attempt, GatewayRequest
+from routing.pipeline.run import ZERO, Charge, CompletionRun, Outcome
+
+T = TypeVar("T")
+_background: set[asyncio.Task[Any]] = set()
+
+
+def charge_for(model: CatalogModel, usage: Usage) -> Charge:
+    assert model.rates is not None
+    cached = min(usage.cached_tokens, usage.prompt_tokens)
+    cost = cost_of(model.rates, usage.prompt_tokens, usage.completion_tokens, cached)
+    return Charge(usage=usage, cost=cost, price_id=model.price_id)
+
+
+def _prompt_text(messages: list[dict[str, Any]]) -> str:
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+            if isinstance(content, list):
+                return " ".join(
+                    p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
+                )
+    return ""
+
+
+def _storable(text: str) -> str:
+    """Text PostgreSQL can store: a NUL from a provider would fail the log write after the call was paid for."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
+def _params(run: CompletionRun) -> dict[str, Any]:
+    params = {
+        k: v for k, v in run.inp.cache_params().items() if k not in ("messages", "native") and v is not None
+    }
+    if run.inp.door_params:
+        params["door"] = run.inp.door_params
+    return params
+
+
+def _log_rows(run: CompletionRun, outcome: Outcome) -> tuple[GatewayRequest, list[Attempt], str | None]:
+    """The log row and its attempts (unsaved), and which model's reservation to settle (the one that answered)."""
+    charge = outcome.charge
+    model = outcome.model
+    total = charge.cost.total if charge else ZERO
+    answered = model.model_id if (model is not None and charge is not None) else None
+    finished = timezone.now()
+    run.finished_ms = run.elapsed_ms()
+    row = GatewayRequest(
+        id=run.request_id,
+        user_id=run.caller.user_id,
+        api_key_id=run.caller.api_key_id,
+        client_request_id=run.inp.client_request_id,
+        created_at=run.created_at,
+        completed_at=finished,
+        requested_model=run.inp.model or "",
+        model=model.model_id if model else (run.inp.model or ""),
+        provider=model.provider if model else "",
+        catalog_model_id=model.pk if model else None,
+        price_id=charge.price_id if charge else None,
+        door=run.inp.door,
+        messages=run.inp.messages,
+        prompt_text=_prompt_text(run.inp.messages),
+        response_text=_storable(outcome.content),
+        tool_calls=outcome.tool_calls or None,
+        stored=run.inp.store and outcome.status == "success",
+        finish_reason=outcome.finish_reason,
+        params=_params(run),
+        stream=run.inp.stream,
+        input_tokens=charge.usage.prompt_tokens if charge else 0,
+        output_tokens=charge.usage.completion_tokens if charge else 0,
+        total_tokens=charge.usage.total_tokens if charge else 0,
+        cached_tokens=charge.usage.cached_tokens if charge else 0,
+        reasoning_tokens=charge.usage.reasoning_tokens if charge else 0,
+        input_cost_usd=charge.cost.input_cost if charge else ZERO,
+        output_cost_usd=charge.cost.output_cost if charge else ZERO,
+        total_cost_usd=total,
+        estimated_cost_usd=run.estimated_cost(model.model_id) if model else ZERO,
+        cache_savings_usd=outcome.cache_savings,
+        latency_ms=run.finished_ms,
+        status=outcome.status,
+        http_status=outcome.http_status,
+        error_code=outcome.error.code if outcome.error else "",
+        error_message=_storable(outcome.error.message) if outcome.error else "",
+        cached=outcome.cached,
+        budget_fitted=run.budget_fitted,
+        selection_mode=run.plan.mode,
+        models_considered=run.plan.considered,
+        candidates=[r.candidate.model_id for r in run.plan.ranked],
+        comparison_id=run.inp.comparison_id,
+        batch_id=run.inp.batch_id,
+    )
+    attempts = [
+        Attempt(
+            request_id=run.request_id,
+            index=index,
+            model=a.model,
+            provider=a.provider,
+            status=a.status,
+            status_code=a.status_code,
+            error=_storable(a.error[:2000]),
+            retryable=a.retryable,
+            latency_ms=a.latency_ms,
+            created_at=finished,
+        )
+        for index, a in enumerate(run.attempts)
+    ]
+    return row, attempts, answered
+
+
+def _write_log(run: CompletionRun, outcome: Outcome) -> None:
+    """One transaction: the log row, its attempts, and the budget (settle the one that answered, free the rest)."""
+    row, attempts, answered = _log_rows(run, outcome)
+    with transaction.atomic():
+        row.save(force_insert=True)
+        Attempt.objects.bulk_create(attempts)
+        for model_id, reservation_id in run.reservations.items():
+            if model_id == answered:
+                budget_settle(reservation_id=reservation_id, actual_cost=row.total_cost_usd)
+            else:
+                budget_release(reservation_id=reservation_id)
+
+
+def _observe(run: CompletionRun, outcome: Outcome) -> None:
+    door = run.inp.door
+    model_id = outcome.model.model_id if outcome.model else (run.inp.model or "")
+    provider = outcome.model.provider if outcome.model else ""
+    metrics.REQUESTS.labels(door, model_id, provider, outcome.status, str(outcome.cached).lower()).inc()
+    metrics.LATENCY.labels(door, model_id, provider).observe(run.elapsed_ms() / 1000)
+    if outcome.charge is not None and not outcome.cached:
+        metrics.TOKENS.labels(model_id, provider, "input").inc(outcome.charge.usage.prompt_tokens)
+        metrics.TOKENS.labels(model_id, provider, "output").inc(outcome.charge.usage.completion_tokens)
+        metrics.COST.labels(model_id, provider).inc(float(outcome.charge.cost.total))
+    if outcome.cached:
+        metrics.CACHE_HITS.labels(model_id).inc()
+    if outcome.error is not None and outcome.error.status == 402:
+        metrics.BUDGET_REFUSALS.inc()
+    first = run.plan.ranked[0].candidate.model_id if run.plan.ranked else model_id
+    if outcome.status == "success" and model_id != first:
+        metrics.FALLBACKS.labels(model_id).inc()
+
+
+async def log(run: CompletionRun, outcome: Outcome) -> None:
+    """The same transaction as _write_log, sent in one round trip on PostgreSQL (a durable commit)."""
+    _observe(run, outcome)
+    pool = await get_pool()
+    if pool is None:
+        await run_orm(_write_log, run, outcome)
+        return
+    row, attempts, answered = _log_rows(run, outcome)
+    statements: list[tuple[str, Any]] = []
+    if not settings.ROUTER_LOG_DURABLE_COMMIT:
+        statements.append(("SET LOCAL synchronous_commit TO OFF", None))
+    statements.append(insert_statement([row]))
+    if attempts:
+        statements.append(insert_statement(attempts))
+    for model_id, reservation_id in run.reservations.items():
+        if model_id == answered:
+            statements.append(settle_statement(reservation_id=reservation_id, actual_cost=row.total_cost_usd))
+        else:
+            statements.append(release_statement(reservation_id=reservation_id))
+    await run_script(statements)
+
+
+async def fail(run: CompletionRun, error: ApiError, model: CatalogModel | None = None) -> ApiError:
+    await log(run, Outcome(status="error", http_status=error.status, model=model, error=error))
+    return error
+
+
+# ------------------------------------------------------------------ work that must outlive the client's task
+
+
+def keep(task: asyncio.Task[Any]) -> None:
+    _background.add(task)
+    task.add_done_callback(_forget)
+
+
+def _forget(task: asyncio.Task[Any]) -> None:
+    _background.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: an error after the client left is in the log already
+
+
+def log_in_background(run: CompletionRun, outcome: Outcome) -> asyncio.Task[None]:
+    """For streams: the row must be written even when the client's task is being cancelled."""
+    task = asyncio.get_running_loop().create_task(log(run, outcome))
+    keep(task)
+    return task
+
+
+async def unless_abandoned(work: Coroutine[Any, Any, T]) -> T:
+    """Runs the work in a task of its own, so a client that goes away cannot cut it short.
+
+    Cancelled halfway, a request would leave its budget reservation held until it expires and the
+    provider's charge for the call unrecorded. Shielded, it finishes: logged and settled at its actual
+    cost; only the answer goes nowhere.
+    """
+    task = asyncio.ensure_future(work)
+    keep(task)
+    return await asyncio.shield(task)
+
+
+async def drain_background_logs() -> None:
+    """Waits for stream log rows still being written (tests and graceful shutdown)."""
+    while _background:
+        await asyncio.gather(*list(_background), return_exceptions=True)

@@ -1,0 +1,47 @@
+"""Reserving: each attempt holds its worst-case cost against the budget before its provider is called."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from budgets.hotpath import abudget_reserve
+from budgets.services import budget_state
+from config.api_errors import BudgetExceeded
+from config.db import run_orm
+from providers.catalog import CatalogModel
+from providers.pricing import max_output_tokens_affordable, worst_case_cost
+from routing.pipeline.run import ZERO, CompletionRun
+
+
+def worst_case(run: CompletionRun, model: CatalogModel, max_tokens: int | None) -> Decimal:
+    assert model.rates is not None
+    output = max_tokens or model.max_output_tokens
+    return worst_case_cost(model.rates, run.prompt_tokens[model.model_id], output)
+
+
+async def reserve(run: CompletionRun, model: CatalogModel, *, first: bool) -> None:
+    """Holds the attempt's worst case; with budget_policy "fit" the first model may get a smaller max_tokens."""
+    amount = worst_case(run, model, run.max_tokens_override or run.inp.max_tokens)
+    key = f"{run.inp.idempotency_key}:{model.model_id}" if run.inp.idempotency_key else None
+    try:
+        reservation_id = await abudget_reserve(
+            user_id=run.caller.user_id, amount=amount, request_id=run.request_id, idempotency_key=key
+        )
+    except BudgetExceeded:
+        if not (first and run.inp.budget_policy == "fit"):
+            raise
+        state = await run_orm(budget_state, user_id=run.caller.user_id)
+        assert model.rates is not None
+        remaining = state.remaining if state.remaining is not None else ZERO
+        affordable = max_output_tokens_affordable(
+            model.rates, run.prompt_tokens[model.model_id], remaining, limit=model.max_output_tokens
+        )
+        if affordable < 1:
+            raise
+        run.max_tokens_override = min(affordable, run.inp.max_tokens or affordable)
+        run.budget_fitted = True
+        amount = worst_case(run, model, run.max_tokens_override)
+        reservation_id = await abudget_reserve(
+            user_id=run.caller.user_id, amount=amount, request_id=run.request_id, idempotency_key=key
+        )
+    run.reservations[model.model_id] = reservation_id

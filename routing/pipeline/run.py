@@ -1,0 +1,115 @@
+"""The state of one request from plan to log row, and the small value types the stages pass around."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.utils import timezone
+
+from config.api_errors import ApiError
+from providers.adapters.base import ChatRequest, Usage
+from providers.catalog import Catalog, CatalogModel
+from providers.pricing import Cost
+from routing import engine
+from routing.pipeline.types import AttemptRecord, Caller, CompletionInput
+
+ZERO = Decimal(0)
+
+
+@dataclass(slots=True)
+class Charge:
+    """What the answer cost, priced at the price row in force when it was planned."""
+
+    usage: Usage
+    cost: Cost
+    price_id: int | None
+
+
+@dataclass
+class Outcome:
+    """Everything the log row needs, whatever happened."""
+
+    status: str
+    http_status: int
+    model: CatalogModel | None
+    charge: Charge | None = None
+    content: str = ""
+    finish_reason: str = ""
+    tool_calls: list[dict[str, object]] | None = None
+    error: ApiError | None = None
+    cached: bool = False
+    cache_savings: Decimal = ZERO
+
+
+@dataclass
+class CompletionRun:
+    """The state of one request from plan to log row."""
+
+    caller: Caller
+    inp: CompletionInput
+    request_id: str
+    catalog: Catalog
+    plan: engine.Plan
+    prompt_tokens: dict[str, int]  # per model id: the estimate used for fit, cost and reservations
+    started: float = field(default_factory=time.monotonic)
+    created_at: datetime = field(default_factory=timezone.now)
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    reservations: dict[str, int] = field(default_factory=dict)  # model id → reservation id
+    budget_fitted: bool = False
+    max_tokens_override: int | None = None
+    cache_status: str = "bypass"
+    cache_key: str | None = None
+    deadline: float = 0.0
+    finished_ms: int | None = None  # frozen when the row is written, so the body and the row agree
+
+    def __post_init__(self) -> None:
+        self.deadline = self.started + settings.ROUTER_DEADLINE_S
+
+    def elapsed_ms(self) -> int:
+        if self.finished_ms is not None:
+            return self.finished_ms
+        return int((time.monotonic() - self.started) * 1000)
+
+    def overhead_ms(self) -> float:
+        """Time spent in the router rather than waiting for a provider."""
+        upstream = sum(a.latency_ms for a in self.attempts)
+        return max((time.monotonic() - self.started) * 1000 - upstream, 0.0)
+
+    def model(self, model_id: str) -> CatalogModel:
+        found = self.catalog.by_name(model_id)
+        assert found is not None
+        return found
+
+    def is_native(self, model: CatalogModel) -> bool:
+        native = self.inp.native
+        return native is not None and native.provider == model.provider
+
+    def estimated_cost(self, model_id: str) -> Decimal:
+        for ranked in self.plan.ranked:
+            if ranked.candidate.model_id == model_id:
+                return ranked.estimated_cost
+        return ZERO
+
+    def chat_request(self, model: CatalogModel, *, stream: bool) -> ChatRequest:
+        inp = self.inp
+        native = inp.native if self.is_native(model) else None
+        return ChatRequest(
+            model=model.model_id,
+            messages=inp.messages,
+            max_tokens=self.max_tokens_override or inp.max_tokens,
+            temperature=inp.temperature,
+            top_p=inp.top_p,
+            stop=inp.stop,
+            seed=inp.seed,
+            user=inp.user,
+            tools=inp.tools,
+            tool_choice=inp.tool_choice,
+            response_format=inp.response_format,
+            stream=stream,
+            native=native.body if native is not None else None,
+            native_headers=dict(native.headers) if native is not None else {},
+        )
