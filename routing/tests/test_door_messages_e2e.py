@@ -136,11 +136,13 @@ def test_models_answer_in_anthropics_shape_to_the_anthropic_sdk(claude):
 def test_a_stream_cut_midway_ends_in_an_error_event_and_is_logged_and_charged(claude, fake_upstream, model):
     upstream_model = {"claude-sonnet-4.5": "claude-sonnet-4-5-20250929"}.get(model, model)
     fake_upstream.control(model=upstream_model, disconnect_after_chunks=3, chunks=8)
-    with pytest.raises(anthropic.APIStatusError) as raised:
-        with claude.messages.stream(model=model, max_tokens=200, messages=HELLO) as stream:
-            request_id = stream.response.headers["X-Request-Id"]
-            for _ in stream:
-                pass
+    with (
+        pytest.raises(anthropic.APIStatusError) as raised,
+        claude.messages.stream(model=model, max_tokens=200, messages=HELLO) as stream,
+    ):
+        request_id = stream.response.headers["X-Request-Id"]
+        for _ in stream:
+            pass
     assert raised.value.type in ("overloaded_error", "api_error")
     row = _row(request_id)
     assert row.status == "error" and row.error_code == "stream_interrupted"
