@@ -31,6 +31,7 @@ from providers.catalog import catalog_get
 from routing import engine
 from routing.models import OPEN_STATUSES, BatchItem, BatchJob, FanoutRow
 from routing.pipeline.types import Caller, CompletionInput
+from routing.services import dispatch
 from routing.services.fanout import (
     Work,
     fanout_request_id,
@@ -201,11 +202,9 @@ _eager = threading.local()
 def _publish(ids: list[int]) -> None:
     """Sends one task per item. Without a broker (embedded mode, eager Celery) the items run here, one after
     another: a loop rather than recursion, since each finished item queues the next."""
-    from routing.tasks import batch_item_run_task
-
-    if not batch_item_run_task.app.conf.task_always_eager:
+    if not dispatch.runs_inline():
         for pk in ids:
-            batch_item_run_task.apply_async(args=[pk])
+            dispatch.task_send(dispatch.BATCH_ITEM_RUN, pk)
         return
     pending: list[int] | None = getattr(_eager, "pending", None)
     if pending is not None:

@@ -15,6 +15,7 @@ from config.db import run_orm
 from providers.catalog import catalog_get
 from routing.models import OPEN_STATUSES, Comparison, ComparisonResult, FanoutRow
 from routing.pipeline.types import Caller, CompletionInput
+from routing.services import dispatch
 from routing.services.fanout import (
     Work,
     fanout_request_id,
@@ -58,11 +59,7 @@ def _resolve_models(models: list[str]) -> list[tuple[str, str]]:
 
 
 def _enqueue(result_ids: list[int]) -> None:
-    from celery import group
-
-    from routing.tasks import comparison_model_run_task
-
-    group(comparison_model_run_task.s(pk) for pk in result_ids).apply_async()
+    dispatch.tasks_send_together(dispatch.COMPARISON_MODEL_RUN, [(pk,) for pk in result_ids])
 
 
 def comparison_start(
