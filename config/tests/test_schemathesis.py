@@ -55,11 +55,19 @@ def test_the_schema_documents_every_v1_operation_with_the_error_envelope(gateway
     assert {"model", "mode", "fallbacks", "max_cost", "budget_policy", "stream"} <= set(body["properties"])
     assert set(completion["responses"]) >= {"200", "400", "401", "402", "413", "429", "502", "503", "504"}
     assert "text/event-stream" in completion["responses"]["200"]["content"]
+    assert {
+        "/v1/messages",
+        "/v1/messages/count_tokens",
+        "/v1/responses",
+        "/v1/responses/{response_id}",
+    } <= set(paths)
     for path, operations in paths.items():
         if path.startswith("/v1/"):
+            # Each door errs in its own dialect's envelope: Anthropic's for /v1/messages, OpenAI's elsewhere.
+            envelope = "AnthropicError" if path.startswith("/v1/messages") else "Error"
             for method, operation in operations.items():
                 assert operation["responses"]["401"]["content"]["application/json"]["schema"] == {
-                    "$ref": "#/components/schemas/Error"
+                    "$ref": f"#/components/schemas/{envelope}"
                 }, (method, path)
                 assert operation.get("security"), (method, path)
 

@@ -13,6 +13,7 @@ from providers.tokens import count_message_tokens
 from routing.api.body import parse_json_body
 from routing.api.doors import door_error_response, serve_door
 from routing.doors.messages import MessagesDoor, count_tokens_input
+from routing.pipeline.types import Caller, CompletionInput
 
 MESSAGES = MessagesDoor()
 
@@ -26,11 +27,11 @@ def _require_version(request: HttpRequest) -> None:
 @csrf_exempt
 @api_methods("POST")
 async def messages_create(request: HttpRequest) -> HttpResponseBase:
-    try:
-        _require_version(request)
-    except ApiError as exc:
-        return door_error_response(MESSAGES, exc, request.request_id)  # type: ignore[attr-defined]
-    return await serve_door(MESSAGES, request, span="messages.create")
+    async def versioned(inp: CompletionInput, caller: Caller) -> CompletionInput:
+        _require_version(request)  # after authentication: a bad key is a 401 whatever else is missing
+        return inp
+
+    return await serve_door(MESSAGES, request, span="messages.create", prepare=versioned)
 
 
 @csrf_exempt
@@ -38,8 +39,8 @@ async def messages_create(request: HttpRequest) -> HttpResponseBase:
 async def messages_count_tokens(request: HttpRequest) -> HttpResponseBase:
     request_id: str = request.request_id  # type: ignore[attr-defined]
     try:
-        _require_version(request)
         await aprincipal_for_key(key_from_headers(request))
+        _require_version(request)
         body = parse_json_body(request)
         if not isinstance(body, dict):
             raise InvalidRequest("The request body must be a JSON object", code="invalid_json")

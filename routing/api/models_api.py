@@ -50,7 +50,7 @@ class ModelListApi(APIView):
         operation_id="v1_models_list",
         responses=inline_serializer(
             "ModelList", {"object": serializers.CharField(), "data": _ModelSerializer(many=True)}
-        )
+        ),
     )
     def get(self, request: Request) -> Response:
         models = model_list(active_only=True)

@@ -18,6 +18,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.views import APIView
 
+from routing.api.schema_doors import ANTHROPIC_ERROR, anthropic_errors, door_operations
 from routing.api.serializers import CompletionInputSerializer
 from routing.usage import UsageSerializer
 
@@ -238,6 +239,7 @@ def _gateway_operations() -> list[tuple[str, str, str, Any, dict[str, str]]]:
                 DETAIL_ERRORS,
             )
         )
+    operations += door_operations(COMPLETION_ERRORS)
     return operations
 
 
@@ -253,14 +255,17 @@ def add_gateway_paths(result: dict[str, Any], generator: Any, request: Any, publ
     for path, path_regex, method, doc_view, errors in _gateway_operations():
         view = generator.create_view(doc_view.as_view(), method)
         operation = view.schema.get_operation(path, path_regex, "/v1", method, generator.registry)
-        if path == "/v1/chat/completions":
+        if path in ("/v1/chat/completions", "/v1/messages", "/v1/responses"):
             ok = operation["responses"]["200"]
-            ok["description"] = "The answer; with `stream: true`, server-sent chat.completion.chunk events"
+            ok["description"] = "The answer; with `stream: true`, the dialect's server-sent events"
             ok["content"]["text/event-stream"] = {"schema": SSE_EVENT}
+        if path.startswith("/v1/messages"):
+            anthropic_errors(operation)
         result["paths"].setdefault(path, {})[method.lower()] = operation
         extra_errors[path] = errors
     generator.registry.register_on_missing(_error_component(generator))
     result["components"] = generator.registry.build(spectacular_settings.APPEND_COMPONENTS)
+    result["components"]["schemas"]["AnthropicError"] = ANTHROPIC_ERROR
 
     for path, operations in result["paths"].items():
         if not path.startswith("/v1/"):

@@ -70,17 +70,6 @@ def usage_json(usage: Usage) -> dict[str, int]:
     }
 
 
-def router_json(completion: Completion) -> dict[str, Any]:
-    return {
-        "request_id": completion.request_id,
-        "model": completion.model,
-        "provider": completion.provider,
-        "cost_usd": completion.cost.total,
-        "cached": completion.cached,
-        "attempts": completion.attempts,
-    }
-
-
 def _overload_like(error: ApiError) -> bool:
     """All candidates failed the generic way and the last one was busy or down, not refusing us for good.
 
@@ -125,7 +114,7 @@ def error_json(error: ApiError) -> tuple[int, dict[str, Any]]:
 def message_json(completion: Completion) -> dict[str, Any]:
     """The Message body (§2.3): Claude's own when it answered natively, else built from the canonical result."""
     if completion.raw is not None:
-        return {**completion.raw, "model": completion.model, "router": router_json(completion)}
+        return {**completion.raw, "model": completion.model, "router": completion.router_facts()}
     names: dict[str, str] = completion.door_params.get("tool_names") or {}
     content: list[dict[str, Any]] = []
     if completion.content:
@@ -150,7 +139,7 @@ def message_json(completion: Completion) -> dict[str, Any]:
         "stop_reason": stop_reason(completion.finish_reason),
         "stop_sequence": None,
         "usage": usage_json(completion.usage),
-        "router": router_json(completion),
+        "router": completion.router_facts(),
     }
 
 
@@ -259,7 +248,7 @@ class MessagesStreamRenderer:
             "delta": {"stop_reason": stop_reason(completion.finish_reason), "stop_sequence": None},
             "usage": usage_json(completion.usage),
             # Headers went out before the cost was known; the SDK ignores the extra key.
-            "router": router_json(completion),
+            "router": completion.router_facts(),
         }
         out.append(event("message_delta", data))
         out.append(event("message_stop", {"type": "message_stop"}))

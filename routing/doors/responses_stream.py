@@ -161,27 +161,14 @@ def response_object(
     }
 
 
-def router_object(completion: Completion) -> dict[str, Any]:
-    return {
-        "request_id": completion.request_id,
-        "model": completion.model,
-        "provider": completion.provider,
-        "cost_usd": completion.cost.total,
-        "cached": completion.cached,
-        "attempts": completion.attempts,
-    }
-
-
 def completed_at(completion: Completion) -> int:
     return int((completion.created_at + timedelta(milliseconds=completion.latency_ms)).timestamp())
 
 
 def failure(error: ApiError) -> dict[str, Any]:
     # ResponseError.code is a closed set in the SDK; our own codes go on the stand-alone `error` event.
-    return {
-        "code": "rate_limit_exceeded" if error.status == 429 else "server_error",
-        "message": error.message,
-    }
+    code = "rate_limit_exceeded" if error.status == 429 else "server_error"
+    return {"code": code, "message": error.message}
 
 
 class ResponsesStreamRenderer:
@@ -238,7 +225,7 @@ class ResponsesStreamRenderer:
             incomplete_details=incomplete,
             completed_at=completed_at(completion) if status == "completed" else None,
         )
-        snapshot["router"] = router_object(completion)
+        snapshot["router"] = completion.router_facts()
         self._terminal = True
         kind = "response.completed" if status == "completed" else "response.incomplete"
         return [*events, self._event(kind, response=snapshot)]

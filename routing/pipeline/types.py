@@ -150,6 +150,17 @@ class Completion:
     raw: dict[str, Any] | None = None  # the vendor's own body when the call was native
     door_params: dict[str, Any] = field(default_factory=dict)
 
+    def router_facts(self) -> dict[str, Any]:
+        """The top-level `router` object the Messages and Responses doors add to their bodies (api.md)."""
+        return {
+            "request_id": self.request_id,
+            "model": self.model,
+            "provider": self.provider,
+            "cost_usd": self.cost.total,
+            "cached": self.cached,
+            "attempts": self.attempts,
+        }
+
 
 @dataclass(kw_only=True)
 class StreamMeta:
