@@ -11,12 +11,18 @@ def money_sum() -> models.DecimalField:
     return models.DecimalField(max_digits=30, decimal_places=10, default=0)
 
 
+def door_field() -> models.CharField:
+    """The request log's door (routing.pipeline.types.DOORS); rows rolled up before doors existed are chat."""
+    return models.CharField(max_length=16, default="chat", db_default="chat")
+
+
 class DailyUsage(models.Model):
-    """One row per user, UTC day, provider and model: the additive numbers of that day's requests (for the
-    day of the watermark, of its requests before the watermark)."""
+    """One row per user, UTC day, door, provider and model: the additive numbers of that day's requests (for
+    the day of the watermark, of its requests before the watermark)."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     date = models.DateField()
+    door = door_field()
     provider = models.CharField(max_length=32, blank=True)
     model = models.CharField(max_length=128, blank=True)
     requests = models.PositiveIntegerField(default=0)
@@ -30,30 +36,34 @@ class DailyUsage(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["user", "date", "provider", "model"], name="daily_usage_unique")
+            models.UniqueConstraint(
+                fields=["user", "date", "door", "provider", "model"], name="daily_usage_unique"
+            )
         ]
         indexes = [models.Index(fields=["date"], name="daily_usage_date")]
 
     def __str__(self) -> str:
-        return f"{self.user_id} {self.date} {self.provider}/{self.model}"
+        return f"{self.user_id} {self.date} {self.door} {self.provider}/{self.model}"
 
 
 class DailyLatency(models.Model):
-    """A latency histogram per user and UTC day: request counts per logarithmic bucket (see selectors)."""
+    """A latency histogram per user, UTC day and door: request counts per logarithmic bucket (see
+    analytics.usage)."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     date = models.DateField()
+    door = door_field()
     bucket = models.PositiveSmallIntegerField()
     count = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["user", "date", "bucket"], name="daily_latency_unique")
+            models.UniqueConstraint(fields=["user", "date", "door", "bucket"], name="daily_latency_unique")
         ]
         indexes = [models.Index(fields=["date"], name="daily_latency_date")]
 
     def __str__(self) -> str:
-        return f"{self.user_id} {self.date} bucket {self.bucket}: {self.count}"
+        return f"{self.user_id} {self.date} {self.door} bucket {self.bucket}: {self.count}"
 
 
 class JobState(models.Model):

@@ -13,7 +13,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from analytics.models import DailyLatency, DailyUsage, JobState
-from analytics.selectors import day_start, latency_bucket_expression, log_sums
+from analytics.usage import day_start, latency_bucket_expression, log_sums
 from routing.models import BatchItem, Comparison, GatewayRequest
 
 logger = logging.getLogger(__name__)
@@ -71,12 +71,13 @@ def _rebuild(first: date, until: datetime) -> tuple[int, int]:
     log = GatewayRequest.objects.filter(created_at__gte=day_start(first), created_at__lt=until).annotate(
         day=TruncDate("created_at", tzinfo=UTC)
     )
-    # The grouped rows are already aggregates (users x days x models), never the log rows themselves.
-    keys = ("user_id", "day", "provider", "model")
+    # The grouped rows are already aggregates (users x days x doors x models), never the log rows themselves.
+    keys = ("user_id", "day", "door", "provider", "model")
     usage = [
         DailyUsage(
             user_id=row["user_id"],
             date=row["day"],
+            door=row["door"],
             provider=row["provider"],
             model=row["model"],
             **{name: value for name, value in row.items() if name not in keys},
@@ -85,9 +86,11 @@ def _rebuild(first: date, until: datetime) -> tuple[int, int]:
     ]
     DailyUsage.objects.bulk_create(usage, batch_size=2000)
     latency = [
-        DailyLatency(user_id=row["user_id"], date=row["day"], bucket=row["bucket"], count=row["n"])
+        DailyLatency(
+            user_id=row["user_id"], date=row["day"], door=row["door"], bucket=row["bucket"], count=row["n"]
+        )
         for row in log.annotate(bucket=latency_bucket_expression())
-        .values("user_id", "day", "bucket")
+        .values("user_id", "day", "door", "bucket")
         .annotate(n=Count("pk"))
         .order_by()
         .iterator()

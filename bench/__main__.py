@@ -13,6 +13,7 @@ BENCHMARKS = [
     ("Concurrent streams", ["bench.bench_streams"]),
     ("Batch fan-out", ["bench.bench_batch"]),
     ("Analytics at scale", ["bench.bench_analytics"]),
+    ("Doors side by side", ["bench.bench_doors"]),
 ]
 
 
