@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from analytics.filters import RequestFilter
+from analytics.filters import DOOR_CHOICES, RequestFilter
 from analytics.selectors import (
     model_list_with_prices,
     prompt_preview,
@@ -42,6 +42,7 @@ class UsageSummaryApi(AnalyticsApi):
     @extend_schema_serializer(component_name="AnalyticsUsageQuery")
     class InputSerializer(serializers.Serializer):
         days = serializers.IntegerField(min_value=1, max_value=365, default=30)
+        door = serializers.ChoiceField(choices=DOOR_CHOICES, required=False)
 
     @extend_schema_serializer(component_name="AnalyticsUsageGroup")
     class GroupSerializer(serializers.Serializer):
@@ -55,6 +56,10 @@ class UsageSummaryApi(AnalyticsApi):
     @extend_schema_serializer(component_name="AnalyticsUsageModel")
     class ModelSerializer(GroupSerializer):
         model = serializers.CharField(source="name")
+
+    @extend_schema_serializer(component_name="AnalyticsUsageDoor")
+    class DoorSerializer(GroupSerializer):
+        door = serializers.CharField(source="name")
 
     @extend_schema_serializer(component_name="AnalyticsUsageDay")
     class DaySerializer(serializers.Serializer):
@@ -86,6 +91,7 @@ class UsageSummaryApi(AnalyticsApi):
                 **OutputSerializer().fields,
                 "by_provider": ProviderSerializer(many=True),
                 "by_model": ModelSerializer(many=True),
+                "by_door": DoorSerializer(many=True),
                 "daily_stats": DaySerializer(many=True),
             },
         ),
@@ -93,10 +99,15 @@ class UsageSummaryApi(AnalyticsApi):
     def get(self, request: Request) -> Response:
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        summary = usage_summary(user_id=self.user_id(request), days=params.validated_data["days"])
+        summary = usage_summary(
+            user_id=self.user_id(request),
+            days=params.validated_data["days"],
+            door=params.validated_data.get("door"),
+        )
         data: dict[str, Any] = dict(self.OutputSerializer(summary).data)
         data["by_provider"] = self.ProviderSerializer(summary.by_provider, many=True).data
         data["by_model"] = self.ModelSerializer(summary.by_model, many=True).data
+        data["by_door"] = self.DoorSerializer(summary.by_door, many=True).data
         data["daily_stats"] = self.DaySerializer(summary.daily, many=True).data
         return Response(data)
 
@@ -113,6 +124,7 @@ class RequestListApi(AnalyticsApi):
         created_at = serializers.DateTimeField()
         model = serializers.CharField()
         provider = serializers.CharField()
+        door = serializers.CharField()
         prompt_preview = serializers.SerializerMethodField()
         input_tokens = serializers.IntegerField()
         output_tokens = serializers.IntegerField()
@@ -131,6 +143,7 @@ class RequestListApi(AnalyticsApi):
                 OpenApiParameter(name, OpenApiTypes.STR)
                 for name in ("model", "provider", "status", "search", "start_date", "end_date")
             ),
+            OpenApiParameter("door", OpenApiTypes.STR, enum=[door for door, _ in DOOR_CHOICES]),
         ],
         operation_id="analytics_requests_list",
         responses=inline_serializer(
@@ -187,6 +200,7 @@ class RequestDetailApi(AnalyticsApi):
         model = serializers.CharField()
         requested_model = serializers.CharField()
         provider = serializers.CharField()
+        door = serializers.CharField()
         prompt_text = serializers.CharField()
         response_text = serializers.CharField()
         messages = serializers.JSONField()

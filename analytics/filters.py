@@ -12,9 +12,11 @@ from django.db.models import Q, QuerySet
 from django.utils.dateparse import parse_date, parse_datetime
 
 from routing.models import GatewayRequest
+from routing.pipeline.types import DOORS
 
 MAX_SEARCH_LENGTH = 200
 MIN_YEAR, MAX_YEAR = 1970, 9000  # far from datetime's limits, so a day can be added without overflow
+DOOR_CHOICES = [(door, door) for door in DOORS]
 
 
 class DateOrDateTimeField(forms.Field):
@@ -67,6 +69,7 @@ class RequestFilter(django_filters.FilterSet):
     model = django_filters.CharFilter(field_name="model", max_length=128)
     provider = django_filters.CharFilter(field_name="provider", max_length=32)
     status = django_filters.ChoiceFilter(field_name="status", choices=GatewayRequest.Status.choices)
+    door = django_filters.ChoiceFilter(field_name="door", choices=DOOR_CHOICES)
     cached = django_filters.BooleanFilter(field_name="cached")
     search = django_filters.CharFilter(method="filter_search", max_length=MAX_SEARCH_LENGTH)
     start_date = DateOrDateTimeFilter(method="filter_start")

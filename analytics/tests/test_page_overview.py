@@ -80,3 +80,37 @@ def test_staff_see_everyone_by_default_and_can_pick_a_user(client, admin_user, a
 def test_an_unknown_period_falls_back_to_30_days(client, alice):
     client.force_login(alice)
     assert "last 30 days" in client.get(URL, {"days": "1000"}).content.decode()
+
+
+def _by_door_rows(html: str) -> list[str]:
+    table = html.split('id="usage-by-door"')[1].split("</table>")[0]
+    return [row.split("</tr>")[0] for row in table.split("<tbody>")[1].split("<tr>")[1:]]
+
+
+def test_the_by_door_table_lists_requests_and_cost_per_door_cost_descending(client, alice):
+    GatewayRequestFactory(user=alice, total_cost_usd=Decimal("0.01"))
+    GatewayRequestFactory(user=alice, door="messages", total_cost_usd=Decimal("0.5"))
+    GatewayRequestFactory(user=alice, door="messages", total_cost_usd=Decimal("0.25"))
+    client.force_login(alice)
+    html = client.get(URL).content.decode()
+    assert "<h2>By door</h2>" in html
+    rows = _by_door_rows(html)
+    assert len(rows) == 2
+    assert 'href="/dashboard/requests/?door=messages"' in rows[0] and "$0.75" in rows[0]
+    assert '<td class="num">2</td>' in rows[0]
+    assert 'href="/dashboard/requests/?door=chat"' in rows[1] and "$0.01" in rows[1]
+    partial = client.get(URL, HTTP_HX_REQUEST="true").content.decode()
+    assert "<html" not in partial and len(_by_door_rows(partial)) == 2
+
+
+def test_the_by_door_links_keep_the_staff_users_choice(client, admin_user, bob):
+    GatewayRequestFactory(user=bob, door="embeddings")
+    client.force_login(admin_user)
+    html = client.get(URL, {"user": "bob"}).content.decode()
+    assert 'href="/dashboard/requests/?door=embeddings&amp;user=bob"' in html
+
+
+def test_an_empty_account_has_no_door_rows(client, alice):
+    client.force_login(alice)
+    card = client.get(URL).content.decode().split('id="usage-by-door"')[1].split('<div class="card">')[0]
+    assert "By door" in card and "No traffic yet." in card and "<table" not in card

@@ -77,3 +77,12 @@ def test_content_parts_render_text_and_name_images(client, alice):
     client.force_login(alice)
     html = client.get(url(row)).content.decode()
     assert "What is in this picture?" in html and "[image_url]" in html
+
+
+def test_it_shows_the_door_the_request_came_through(client, alice):
+    row = GatewayRequestFactory(user=alice, door="responses")
+    client.force_login(alice)
+    html = client.get(url(row)).content.decode()
+    assert '<dt>Door</dt><dd class="mono" data-testid="door">responses</dd>' in html
+    partial = client.get(url(row), HTTP_HX_REQUEST="true").content.decode()
+    assert "<html" not in partial and 'data-testid="door">responses<' in partial

@@ -95,3 +95,46 @@ def test_staff_see_every_user_with_a_user_column_and_filter(client, admin_user, 
     assert "from alice" in html and "from bob" in html and "<th>User</th>" in html
     only_bob = client.get(URL, {"user": "bob"}).content.decode()
     assert "from bob" in only_bob and "from alice" not in only_bob
+
+
+def test_the_door_filter_offers_every_door_and_keeps_the_choice(client, alice):
+    client.force_login(alice)
+    html = client.get(URL, {"door": "messages"}).content.decode()
+    assert '<select name="door" id="id_door">' in html
+    assert '<option value="">All doors</option>' in html
+    for door in ("chat", "responses", "embeddings"):
+        assert f'<option value="{door}">{door}</option>' in html
+    assert '<option value="messages" selected>messages</option>' in html
+
+
+def test_the_door_filter_shows_only_that_doors_rows_on_the_page_and_in_the_fragment(client, alice):
+    GatewayRequestFactory(user=alice, prompt_text="asked over chat")
+    GatewayRequestFactory(user=alice, door="messages", prompt_text="asked over messages")
+    client.force_login(alice)
+    page = client.get(URL, {"door": "messages"})
+    html = page.content.decode()
+    assert page.status_code == 200 and "<html" in html
+    assert "asked over messages" in html and "asked over chat" not in html
+    assert "1 request" in html and '<span class="badge badge-muted">messages</span>' in html
+    fragment = client.get(URL, {"door": "messages"}, HTTP_HX_REQUEST="true")
+    partial = fragment.content.decode()
+    assert fragment.status_code == 200 and partial.lstrip().startswith('<section id="request-results"')
+    assert "asked over messages" in partial and "asked over chat" not in partial
+    everything = client.get(URL).content.decode()
+    assert "asked over chat" in everything and "asked over messages" in everything
+    assert "<th>Door</th>" in everything
+
+
+def test_a_door_with_no_rows_says_no_match(client, alice):
+    GatewayRequestFactory(user=alice)
+    client.force_login(alice)
+    assert "No requests match these filters" in client.get(URL, {"door": "embeddings"}).content.decode()
+
+
+def test_a_bad_door_shows_the_error_not_a_crash(client, alice):
+    client.force_login(alice)
+    response = client.get(URL, {"door": "bogus"})
+    assert response.status_code == 400
+    assert "door:" in response.content.decode()
+    partial = client.get(URL, {"door": "bogus"}, HTTP_HX_REQUEST="true")
+    assert partial.status_code == 200 and "door:" in partial.content.decode()

@@ -94,3 +94,9 @@ def test_a_staff_key_still_sees_only_its_own_requests(alice, admin_user):
 
 def test_an_id_with_a_nul_byte_is_a_404_not_a_500(alice_api):
     assert alice_api.get(url("req_%00x")).status_code == 404
+
+
+def test_it_says_which_door_the_request_came_through(alice, alice_api):
+    row = GatewayRequestFactory(user=alice, door="responses")
+    assert alice_api.get(url(row.id)).json()["door"] == "responses"
+    assert alice_api.get(url(GatewayRequestFactory(user=alice).id)).json()["door"] == "chat"

@@ -22,6 +22,7 @@ def test_it_answers_with_the_contract_field_names(alice, alice_api):
         "created_at",
         "model",
         "provider",
+        "door",
         "prompt_preview",
         "input_tokens",
         "output_tokens",
@@ -176,3 +177,44 @@ def test_usage_totals_equal_the_sum_over_the_request_list(alice, alice_api):
     assert usage["total_requests"] == listed["total"] == 4
     listed_sum = sum(Decimal(str(r["total_cost_usd"])) for r in listed["requests"])
     assert Decimal(str(usage["total_cost_usd"])) == listed_sum == sum(costs)
+
+
+def test_each_row_says_which_door_it_came_through(alice, alice_api):
+    GatewayRequestFactory(user=alice, door="messages")
+    assert alice_api.get(URL).json()["requests"][0]["door"] == "messages"
+
+
+def test_the_door_filter_returns_only_that_doors_rows(alice, alice_api):
+    now = timezone.now()
+    chat = GatewayRequestFactory(user=alice, created_at=now - timedelta(seconds=2))
+    messages = GatewayRequestFactory(user=alice, door="messages", created_at=now - timedelta(seconds=1))
+    GatewayRequestFactory(user=alice, door="responses", created_at=now)
+    only_messages = alice_api.get(URL, {"door": "messages"}).json()
+    assert [r["id"] for r in only_messages["requests"]] == [messages.id]
+    assert only_messages["total"] == 1
+    assert [r["id"] for r in alice_api.get(URL, {"door": "chat"}).json()["requests"]] == [chat.id]
+    assert alice_api.get(URL, {"door": "embeddings"}).json()["total"] == 0
+    assert alice_api.get(URL).json()["total"] == 3
+
+
+def test_the_door_filter_combines_with_the_other_filters(alice, alice_api):
+    GatewayRequestFactory(user=alice, door="messages", model="gpt-4o")
+    GatewayRequestFactory(user=alice, door="messages", model="gpt-4o-mini")
+    GatewayRequestFactory(user=alice, door="chat", model="gpt-4o")
+    assert alice_api.get(URL, {"door": "messages", "model": "gpt-4o"}).json()["total"] == 1
+
+
+@pytest.mark.parametrize("door", ["anthropic", "CHAT", "chat/completions"])
+def test_a_door_that_does_not_exist_is_a_400_naming_door(alice_api, door):
+    response = alice_api.get(URL, {"door": door})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["param"] == "door"
+
+
+def test_the_openapi_schema_lists_the_door_parameter_with_its_values(client):
+    operation = client.get("/openapi.json").json()["paths"][URL]["get"]
+    door = next(p for p in operation["parameters"] if p["name"] == "door")
+    assert door["in"] == "query"
+    assert sorted(door["schema"]["enum"]) == ["chat", "embeddings", "messages", "responses"]

@@ -168,3 +168,127 @@ def test_list_totals_from_rollups_match_counting_the_rows(alice, bob, alice_api,
     assert body["total_pages"] == -(-rows.count() // 100)
     if rows.count() <= 100:
         assert len(body["requests"]) == rows.count()
+
+
+DOORS = ("chat", "messages", "responses", "embeddings")
+
+
+def _spread_doors(user, days=10):
+    """Rows of more doors each day (day k: the first k % 4 + 1 doors); a door's cost is its own, so a mix-up
+    shows in the sums. Each day's rows sit halfway between that day's midnight and the time of day now, so
+    none crosses into another UTC day."""
+    now = timezone.now()
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    anchor = midnight + (now - midnight) / 2
+    for day in range(days):
+        for index, door in enumerate(DOORS[: day % 4 + 1]):
+            GatewayRequestFactory(
+                user=user,
+                door=door,
+                created_at=anchor - timedelta(days=day, milliseconds=index),
+                total_cost_usd=Decimal("0.001") * (index + 1) + Decimal("0.0001") * day,
+                latency_ms=50 * (index + 1) + day,
+                model=["gpt-4o-mini", "gpt-4o"][day % 2],
+            )
+
+
+def test_the_refresh_groups_the_rollups_by_door(alice):
+    _spread_doors(alice)
+    result = rollups_refresh()
+    for door in DOORS:
+        logged = GatewayRequest.objects.filter(door=door, created_at__lt=result.rolled_until)
+        rolled = DailyUsage.objects.filter(door=door).aggregate(n=Sum("requests"), c=Sum("cost_usd"))
+        assert rolled["n"] == logged.count() > 0
+        assert rolled["c"] == logged.aggregate(c=Sum("total_cost_usd"))["c"]
+        assert DailyLatency.objects.filter(door=door).aggregate(n=Sum("count"))["n"] == logged.count()
+    today = timezone.now().date()
+    two_days_ago = DailyUsage.objects.filter(date=today - timedelta(days=2)).values_list("door", flat=True)
+    assert sorted(two_days_ago) == ["chat", "messages", "responses"]
+    three_days_ago = DailyUsage.objects.filter(date=today - timedelta(days=3)).values_list("door", flat=True)
+    assert sorted(three_days_ago) == sorted(DOORS)
+
+
+def test_by_door_sums_the_rollup_days_and_todays_live_tail(alice, alice_api):
+    _spread_doors(alice)
+    rollups_refresh()
+    GatewayRequestFactory(
+        user=alice, door="messages", total_cost_usd=Decimal("0.5")
+    )  # live, after the refresh
+    GatewayRequestFactory(user=alice, door="embeddings", total_cost_usd=Decimal("0.25"))
+    body = alice_api.get("/v1/analytics/usage", {"days": 30}).json()
+    expected = []
+    for door in DOORS:
+        logged = GatewayRequest.objects.filter(user=alice, door=door)
+        expected.append((door, logged.count(), logged.aggregate(c=Sum("total_cost_usd"))["c"]))
+    expected.sort(key=lambda row: -row[2])
+    assert [(d["door"], d["requests"], Decimal(str(d["cost_usd"]))) for d in body["by_door"]] == expected
+    assert body["by_door"][0]["door"] == "messages"  # the live 0.5 puts it first
+    assert sum(d["requests"] for d in body["by_door"]) == body["total_requests"]
+
+
+@pytest.mark.parametrize("door", [*DOORS, None])
+def test_a_door_filtered_summary_is_the_same_from_rollups_as_from_the_log(alice, bob, door):
+    _spread_doors(alice)
+    _spread_doors(bob, days=3)
+    live = usage_summary(user_id=alice.pk, days=30, door=door)
+    rollups_refresh()
+    GatewayRequestFactory(user=bob, door=door or "chat")  # someone else's live row changes nothing
+    rolled = usage_summary(user_id=alice.pk, days=30, door=door)
+    assert rolled.totals == live.totals
+    assert rolled.daily == live.daily
+    assert rolled.p95_latency_ms == live.p95_latency_ms
+    for name in ("by_provider", "by_model", "by_door"):
+        assert [(g.name, g.requests, g.cost_usd) for g in getattr(rolled, name)] == [
+            (g.name, g.requests, g.cost_usd) for g in getattr(live, name)
+        ]
+    logged = GatewayRequest.objects.filter(user=alice, **({"door": door} if door else {}))
+    assert rolled.totals.requests == logged.count()
+    assert rolled.totals.cost_usd == logged.aggregate(c=Sum("total_cost_usd"))["c"]
+    assert {g.name for g in rolled.by_door} == ({door} if door else set(DOORS))
+
+
+def test_a_door_filter_on_usage_counts_only_that_door_across_rollups_and_live(alice, alice_api):
+    _spread_doors(alice)
+    rollups_refresh()
+    GatewayRequestFactory(user=alice, door="responses", model="gpt-4o", total_cost_usd=Decimal("0.3"))
+    body = alice_api.get("/v1/analytics/usage", {"days": 30, "door": "responses"}).json()
+    logged = GatewayRequest.objects.filter(user=alice, door="responses")
+    assert body["total_requests"] == logged.count()
+    assert Decimal(str(body["total_cost_usd"])) == logged.aggregate(c=Sum("total_cost_usd"))["c"]
+    assert sum(d["requests"] for d in body["daily_stats"]) == logged.count()
+    assert sum(m["requests"] for m in body["by_model"]) == logged.count()
+    assert sum(p["requests"] for p in body["by_provider"]) == logged.count()
+    assert [d["door"] for d in body["by_door"]] == ["responses"]
+    listed = alice_api.get("/v1/analytics/requests", {"door": "responses", "per_page": 100}).json()
+    assert listed["total"] == body["total_requests"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"door": "chat"},
+        {"door": "messages", "model": "gpt-4o"},
+        {"door": "responses", "status": "error"},
+        {"door": "embeddings", "start_date": "DAYS_AGO_4"},
+    ],
+)
+def test_list_totals_from_rollups_with_a_door_filter_match_counting_the_rows(alice, alice_api, params):
+    _spread_doors(alice)
+    rollups_refresh()
+    GatewayRequestFactory(user=alice, door=params["door"], model="gpt-4o", status="error")  # live
+    today = timezone.now().date()
+    query = {
+        name: (today - timedelta(days=int(value.rsplit("_", 1)[1]))).isoformat()
+        if value.startswith("DAYS_AGO")
+        else value
+        for name, value in params.items()
+    }
+    rows = GatewayRequest.objects.filter(user=alice, door=query["door"])
+    if "model" in query:
+        rows = rows.filter(model=query["model"])
+    if "status" in query:
+        rows = rows.filter(status=query["status"])
+    if "start_date" in query:
+        rows = rows.filter(created_at__date__gte=query["start_date"])
+    body = alice_api.get("/v1/analytics/requests", {**query, "per_page": 100}).json()
+    assert body["total"] == rows.count() == len(body["requests"])

@@ -121,3 +121,67 @@ def test_it_needs_an_api_key(db):
     response = APIClient().get(URL)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_by_door_breaks_requests_and_cost_down_cost_descending(alice, alice_api):
+    GatewayRequestFactory(user=alice, total_cost_usd=Decimal("0.01"))
+    GatewayRequestFactory(user=alice, door="messages", total_cost_usd=Decimal("0.2"))
+    GatewayRequestFactory(user=alice, door="messages", total_cost_usd=Decimal("0.1"))
+    GatewayRequestFactory(user=alice, door="responses", total_cost_usd=Decimal("0.05"))
+    body = alice_api.get(URL).json()
+    assert body["by_door"] == [
+        {"door": "messages", "requests": 2, "cost_usd": 0.3},
+        {"door": "responses", "requests": 1, "cost_usd": 0.05},
+        {"door": "chat", "requests": 1, "cost_usd": 0.01},
+    ]
+    assert sum(d["requests"] for d in body["by_door"]) == body["total_requests"] == 4
+
+
+def test_a_door_filter_counts_only_that_doors_requests_everywhere(alice, alice_api):
+    now = timezone.now()
+    GatewayRequestFactory(user=alice, total_cost_usd=Decimal("1"), latency_ms=5000)
+    GatewayRequestFactory(
+        user=alice, model="gpt-4o", total_cost_usd=Decimal("2"), created_at=now - timedelta(days=1)
+    )
+    GatewayRequestFactory(
+        user=alice, door="messages", model="claude-sonnet-4-5-20250929", provider="anthropic",
+        total_cost_usd=Decimal("0.3"), latency_ms=100, status="error",
+    )  # fmt: skip
+    GatewayRequestFactory(
+        user=alice,
+        door="messages",
+        total_cost_usd=Decimal("0.1"),
+        latency_ms=100,
+        created_at=now - timedelta(days=2),
+    )
+    body = alice_api.get(URL, {"door": "messages", "days": 7}).json()
+    assert body["total_requests"] == 2
+    assert body["total_cost_usd"] == 0.4
+    assert body["success_rate"] == 0.5
+    assert body["avg_latency_ms"] == 100
+    assert 90 <= body["p95_latency_ms"] <= 110
+    assert {p["provider"]: p["requests"] for p in body["by_provider"]} == {"anthropic": 1, "openai": 1}
+    assert [m["model"] for m in body["by_model"]] == ["claude-sonnet-4-5-20250929", "gpt-4o-mini"]
+    assert body["by_door"] == [{"door": "messages", "requests": 2, "cost_usd": 0.4}]
+    daily = {d["date"]: d["requests"] for d in body["daily_stats"]}
+    assert sum(daily.values()) == 2
+    assert daily[(now - timedelta(days=1)).date().isoformat()] == 0
+    assert alice_api.get(URL, {"door": "embeddings"}).json()["total_requests"] == 0
+    assert alice_api.get(URL).json()["total_requests"] == 4
+
+
+@pytest.mark.parametrize("door", ["anthropic", "Chat", "0"])
+def test_a_door_that_does_not_exist_is_a_400_naming_door(alice_api, door):
+    response = alice_api.get(URL, {"door": door})
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert response.json()["error"]["param"] == "door"
+
+
+def test_the_openapi_schema_lists_the_door_parameter_and_the_by_door_breakdown(client):
+    schema = client.get("/openapi.json").json()
+    operation = schema["paths"][URL]["get"]
+    door = next(p for p in operation["parameters"] if p["name"] == "door")
+    assert sorted(door["schema"]["enum"]) == ["chat", "embeddings", "messages", "responses"]
+    summary = schema["components"]["schemas"]["AnalyticsUsageSummary"]
+    assert "by_door" in summary["properties"] and "by_door" in summary["required"]
