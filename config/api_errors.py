@@ -196,7 +196,7 @@ def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     return response
 
 
-def _database_unreachable(exc: BaseException) -> bool:
+def database_unreachable(exc: BaseException) -> bool:
     """The database is down or the link to it broke: through the ORM (Django's wrappers) or the async pool
     (psycopg's own errors, a pool timeout). Both mean "try again shortly", not a bug."""
     import psycopg
@@ -206,7 +206,7 @@ def _database_unreachable(exc: BaseException) -> bool:
 
 
 def internal_error(exc: BaseException) -> ApiError:
-    if _database_unreachable(exc):
+    if database_unreachable(exc):
         first_line = next(iter(str(exc).splitlines()), "")
         logger.error("database unavailable: %s: %s", exc.__class__.__name__, first_line)
         return ServiceUnavailable(

@@ -16,6 +16,8 @@ app.autodiscover_tasks()
 
 app.conf.beat_schedule = {
     "release-expired-reservations": {"task": "budgets.tasks.reservations_expire_task", "schedule": 60.0},
+    # Journaled outcomes in, then rows still pending after their hold closed at the hold.
+    "close-stale-requests": {"task": "routing.tasks.requests_close_task", "schedule": 60.0},
     "refresh-usage-rollups": {"task": "analytics.tasks.rollups_refresh_task", "schedule": 300.0},
     "clear-old-prompts": {"task": "analytics.tasks.retention_apply_task", "schedule": 3600.0},
     # Batches and comparisons whose worker died: run their items again (read here, not from Django settings,

@@ -102,9 +102,10 @@ async def close_pools() -> None:
         await (await opening).close()
 
 
-def insert_statement(objs: list[Any]) -> tuple[str, tuple[Any, ...]]:
+def insert_statement(objs: list[Any], **on_conflict: Any) -> tuple[str, tuple[Any, ...]]:
     """The ORM's own INSERT for unsaved model instances (one statement for all of them), so raw execution
-    on the async pool always matches the model's columns and value adaptation."""
+    on the async pool always matches the model's columns and value adaptation. `on_conflict` takes
+    InsertQuery's on_conflict, update_fields and unique_fields, compiled for the configured database."""
     from django.db.models.sql import InsertQuery
 
     model = type(objs[0])
@@ -117,7 +118,7 @@ def insert_statement(objs: list[Any]) -> tuple[str, tuple[Any, ...]]:
         for field in fields:
             if getattr(obj, field.attname) is None and field.has_default():
                 setattr(obj, field.attname, field.get_default())
-    query = InsertQuery(model)
+    query = InsertQuery(model, **on_conflict)
     query.insert_values(fields, objs)
     statements = query.get_compiler(connection=connection).as_sql()
     sql, params = statements[0]
@@ -141,3 +142,12 @@ async def run_script(statements: list[tuple[str, Any]]) -> list[tuple[Any, ...]]
                 rows = await cursor.fetchall()
             if not cursor.nextset():
                 return rows
+
+
+def execute_statements(statements: list[tuple[str, Any]]) -> None:
+    """The same statements through Django's connection, in one transaction (SQLite, and sync callers)."""
+    from django.db import transaction
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        for sql, params in statements:
+            cursor.execute(sql, params)

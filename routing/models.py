@@ -128,8 +128,10 @@ class BatchItem(FanoutRow):
 
 class GatewayRequest(models.Model):
     class Status(models.TextChoices):
+        PENDING = "pending"  # written before the provider is called; the outcome completes it
         SUCCESS = "success"
         ERROR = "error"
+        UNSETTLED = "unsettled"  # its process died mid-call: closed by the periodic job, charged at the hold
 
     id = models.CharField(primary_key=True, max_length=40)  # req_…
     user = models.ForeignKey(

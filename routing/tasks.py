@@ -14,6 +14,7 @@ from django.db import DatabaseError
 from routing.services.batches import batch_item_run, batches_resume
 from routing.services.comparisons import comparison_model_run, comparisons_resume
 from routing.services.fanout import worker_loop_close
+from routing.services.requests_close import requests_close_stale
 
 # A request gives up at ROUTER_DEADLINE_S; the soft limit is the backstop that still records the row as an
 # error, the hard limit kills a worker that is stuck for good (its message is then redelivered, and the
@@ -44,6 +45,12 @@ def comparison_model_run_task(result_id: int) -> None:
 @shared_task(**REQUEST_TASK)
 def batch_item_run_task(item_id: int) -> None:
     batch_item_run(item_id=item_id)
+
+
+@shared_task(ignore_result=True, soft_time_limit=120, time_limit=180)
+def requests_close_task() -> dict[str, int]:
+    """Replays journaled outcomes and closes rows whose process died mid-call (see requests_close)."""
+    return requests_close_stale()
 
 
 @shared_task(acks_late=True, ignore_result=True, soft_time_limit=60, time_limit=90)

@@ -97,7 +97,7 @@ def test_per_page_defaults_to_20(alice, alice_api):
         ({"per_page": 101}, "per_page"),
         ({"page": 0}, "page"),
         ({"page": "x"}, "page"),
-        ({"status": "pending"}, "status"),
+        ({"status": "sleeping"}, "status"),
         ({"start_date": "yesterday"}, "start_date"),
         ({"end_date": "2025-13-40"}, "end_date"),
         ({"start_date": "2025-10-02", "end_date": "2025-10-01"}, "start_date"),

@@ -236,6 +236,11 @@ ROUTER_AUTH_FAILURES_PER_MINUTE = env_int("ROUTER_AUTH_FAILURES_PER_MINUTE", 20,
 # (not of the gateway) can lose the last fraction of a second of rows and their settlements, together.
 ROUTER_LOG_DURABLE_COMMIT = env_bool("ROUTER_LOG_DURABLE_COMMIT", True)
 ROUTER_CATALOG_TTL_S = env_float("ROUTER_CATALOG_TTL_S", 5.0, minimum=0)
+# Where a call's outcome goes (one fsync'd line each) when the database can't take it; replayed once it can.
+ROUTER_JOURNAL_DIR = Path(env_str("ROUTER_JOURNAL_DIR") or BASE_DIR / "var" / "journal")
+ROUTER_JOURNAL_RETRY_S = env_float("ROUTER_JOURNAL_RETRY_S", 2.0, minimum=0.05)
+# A request row still pending this long after its hold expired is closed as unsettled (its process died).
+ROUTER_PENDING_GRACE_S = env_int("ROUTER_PENDING_GRACE_S", 60, minimum=0)
 
 LOGGING = {
     "version": 1,

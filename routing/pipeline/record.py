@@ -10,20 +10,17 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
-from budgets.hotpath import release_statement, settle_statement
-from budgets.services import budget_release, budget_settle
 from config.api_errors import ApiError
-from config.db import get_pool, insert_statement, run_orm, run_script
 from providers.adapters.base import Usage
 from providers.catalog import CatalogModel
 from providers.pricing import cost_of
 from routing import metrics
 from routing.models import Attempt, GatewayRequest
+from routing.pipeline.journal import JournalEntry
 from routing.pipeline.run import ZERO, Charge, CompletionRun, Outcome
+from routing.pipeline.writes import write_outcome
 
 T = TypeVar("T")
 _background: set[asyncio.Task[Any]] = set()
@@ -133,19 +130,6 @@ def _log_rows(run: CompletionRun, outcome: Outcome) -> tuple[GatewayRequest, lis
     return row, attempts, answered
 
 
-def _write_log(run: CompletionRun, outcome: Outcome) -> None:
-    """One transaction: the log row, its attempts, and the budget (settle the one that answered, free the rest)."""
-    row, attempts, answered = _log_rows(run, outcome)
-    with transaction.atomic():
-        row.save(force_insert=True)
-        Attempt.objects.bulk_create(attempts)
-        for model_id, reservation_id in run.reservations.items():
-            if model_id == answered:
-                budget_settle(reservation_id=reservation_id, actual_cost=row.total_cost_usd)
-            else:
-                budget_release(reservation_id=reservation_id)
-
-
 def _observe(run: CompletionRun, outcome: Outcome) -> None:
     door = run.inp.door
     model_id = outcome.model.model_id if outcome.model else (run.inp.model or "")
@@ -166,25 +150,45 @@ def _observe(run: CompletionRun, outcome: Outcome) -> None:
 
 
 async def log(run: CompletionRun, outcome: Outcome) -> None:
-    """The same transaction as _write_log, sent in one round trip on PostgreSQL (a durable commit)."""
+    """The outcome in one round trip: the row completed, its attempts, the holds settled or freed.
+
+    When the database can't take it, it is journaled (durably) and replayed later: the client still gets
+    its answer, and the money is recorded exactly once.
+    """
     _observe(run, outcome)
-    pool = await get_pool()
-    if pool is None:
-        await run_orm(_write_log, run, outcome)
-        return
     row, attempts, answered = _log_rows(run, outcome)
-    statements: list[tuple[str, Any]] = []
-    if not settings.ROUTER_LOG_DURABLE_COMMIT:
-        statements.append(("SET LOCAL synchronous_commit TO OFF", None))
-    statements.append(insert_statement([row]))
-    if attempts:
-        statements.append(insert_statement(attempts))
-    for model_id, reservation_id in run.reservations.items():
-        if model_id == answered:
-            statements.append(settle_statement(reservation_id=reservation_id, actual_cost=row.total_cost_usd))
-        else:
-            statements.append(release_statement(reservation_id=reservation_id))
-    await run_script(statements)
+    settle = [(rid, row.total_cost_usd) for model_id, rid in run.reservations.items() if model_id == answered]
+    release = [rid for model_id, rid in run.reservations.items() if model_id != answered]
+    await write_outcome(JournalEntry(row=row, attempts=attempts, settle=settle, release=release))
+
+
+def pending_row(run: CompletionRun, model: CatalogModel) -> GatewayRequest:
+    """The row written with the first hold, before any provider is called: the call can't go unrecorded."""
+    return GatewayRequest(
+        id=run.request_id,
+        user_id=run.caller.user_id,
+        api_key_id=run.caller.api_key_id,
+        client_request_id=run.inp.client_request_id,
+        created_at=run.created_at,
+        requested_model=run.inp.model or "",
+        model=model.model_id,
+        provider=model.provider,
+        catalog_model_id=model.pk,
+        price_id=model.price_id,
+        door=run.inp.door,
+        messages=run.inp.messages,
+        prompt_text=_prompt_text(run.inp.messages),
+        params=_params(run),
+        stream=run.inp.stream,
+        estimated_cost_usd=run.estimated_cost(model.model_id),
+        status=GatewayRequest.Status.PENDING,
+        http_status=0,
+        selection_mode=run.plan.mode,
+        models_considered=run.plan.considered,
+        candidates=[r.candidate.model_id for r in run.plan.ranked],
+        comparison_id=run.inp.comparison_id,
+        batch_id=run.inp.batch_id,
+    )
 
 
 async def fail(run: CompletionRun, error: ApiError, model: CatalogModel | None = None) -> ApiError:

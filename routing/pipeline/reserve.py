@@ -10,7 +10,9 @@ from config.api_errors import BudgetExceeded
 from config.db import run_orm
 from providers.catalog import CatalogModel
 from providers.pricing import max_output_tokens_affordable, worst_case_cost
+from routing.pipeline.record import pending_row
 from routing.pipeline.run import ZERO, CompletionRun
+from routing.pipeline.writes import pending_statement
 
 
 def worst_case(run: CompletionRun, model: CatalogModel, max_tokens: int | None) -> Decimal:
@@ -23,9 +25,16 @@ async def reserve(run: CompletionRun, model: CatalogModel, *, first: bool) -> No
     """Holds the attempt's worst case; with budget_policy "fit" the first model may get a smaller max_tokens."""
     amount = worst_case(run, model, run.max_tokens_override or run.inp.max_tokens)
     key = f"{run.inp.idempotency_key}:{model.model_id}" if run.inp.idempotency_key else None
+    # The request's row goes in with its first hold, in the same round trip: no call without its record.
+    record = [] if run.reservations or run.pending_written else [pending_statement(pending_row(run, model))]
+    run.pending_written = True
     try:
         reservation_id = await abudget_reserve(
-            user_id=run.caller.user_id, amount=amount, request_id=run.request_id, idempotency_key=key
+            user_id=run.caller.user_id,
+            amount=amount,
+            request_id=run.request_id,
+            idempotency_key=key,
+            with_statements=record,
         )
     except BudgetExceeded:
         if not (first and run.inp.budget_policy == "fit"):

@@ -65,6 +65,7 @@ class CompletionRun:
     cache_key: str | None = None
     deadline: float = 0.0
     finished_ms: int | None = None  # frozen when the row is written, so the body and the row agree
+    pending_written: bool = False  # the write-ahead row is in (it goes with the first hold)
 
     def __post_init__(self) -> None:
         self.deadline = self.started + settings.ROUTER_DEADLINE_S

@@ -104,8 +104,12 @@ def _claim(model: type[Row], pk: int) -> int:
 
 
 def _logged(request_id: str) -> dict[str, Any] | None:
+    """The request's finished row; a pending one is a call a dead worker left mid-way, to be run again."""
     found = (
-        GatewayRequest.objects.filter(pk=request_id).values("status", "error_code", "error_message").first()
+        GatewayRequest.objects.filter(pk=request_id)
+        .exclude(status=GatewayRequest.Status.PENDING)
+        .values("status", "error_code", "error_message")
+        .first()
     )
     return dict(found) if found is not None else None
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -25,8 +29,12 @@ REDIS_TARGET = ("127.0.0.1", 6379)
 # A database of its own: the suite's db 15 is flushed at the start of every test, by every run on the machine.
 REDIS_DB = 10
 # Short waits for a connection from a pool, so a request during an outage fails in seconds, not ten.
+JOURNAL_DIR = Path(tempfile.mkdtemp(prefix="router-journal-"))
 GATEWAY_ENV = {
     "ROUTER_UPSTREAM_TIMEOUT_S": "2",
+    # Outcomes the database can't take go here; the gateway retries them every half second.
+    "ROUTER_JOURNAL_DIR": str(JOURNAL_DIR),
+    "ROUTER_JOURNAL_RETRY_S": "0.5",
     "DB_POOL_TIMEOUT_S": "2",
     # PostgreSQL's connections are shared with every gateway and test run on the machine.
     "DB_POOL_MIN": "1",
@@ -94,7 +102,7 @@ def pg_gateway(pg_proxy, fake_upstream) -> Iterator[LiveGateway]:
         database_url=url,
         upstream=fake_upstream,
         env=GATEWAY_ENV,
-        output=__import__("pathlib").Path("/tmp/pg_gateway.log"),
+        output=Path(tempfile.gettempdir()) / "pg_gateway.log",
     ) as gateway:
         yield gateway
 
@@ -143,28 +151,44 @@ def test_when_postgresql_comes_back_the_same_process_recovers_by_itself(
     )
 
 
-def test_a_request_in_flight_when_postgresql_dies_gets_a_503_and_nothing_is_half_written(
+def test_postgresql_dying_while_the_provider_answers_costs_the_client_nothing_and_the_books_nothing(
     database, pg_gateway, alice, alice_key, fake_upstream
 ):
+    """The row is written (pending) with the hold before the call; the outcome, which PostgreSQL can't take
+    when the answer arrives, is journaled on disk and written once PostgreSQL is back."""
+    _poll(lambda: _post(pg_gateway, alice_key).status_code == 200, timeout_s=10)  # after any earlier cut
     fake_upstream.control(model="gpt-4o-mini", delay_ms=1500)
     result: dict[str, httpx.Response] = {}
 
     def call() -> None:
-        result["response"] = _post(pg_gateway, alice_key)
+        result["response"] = _post(pg_gateway, alice_key, {**BODY, "cache": False})
 
     thread = threading.Thread(target=call)
     thread.start()
-    time.sleep(0.8)  # budget reserved, the provider still thinking
+    time.sleep(0.8)  # the row and the hold are in, the provider still thinking
     database.stop()
     thread.join(30)
+    response = result["response"]
+    assert response.status_code == 200, response.text  # the client got its answer
+    assert "fake answer" in response.json()["content"]
+    assert list(JOURNAL_DIR.glob("outcomes-*")), "the outcome waits in the journal"
+    request_id = response.headers["X-Request-Id"]
     database.start()
-    _assert_envelope_503(result["response"])
-    # The log row and the settlement are one transaction: neither was written. The hold stays open until
-    # the expiry job frees it, so the budget errs towards refusing, never towards spending unrecorded.
-    assert GatewayRequest.objects.count() == 0
-    assert set(Reservation.objects.values_list("status", flat=True)) <= {"open"}
-    budget = Budget.objects.filter(user=alice).first()
-    assert budget is None or budget.spent_usd == 0
+
+    def written() -> bool:
+        row = GatewayRequest.objects.filter(pk=request_id).first()
+        return row is not None and row.status == "success"
+
+    _poll(written, timeout_s=15)
+    row = GatewayRequest.objects.get(pk=request_id)
+    answered = json.loads(response.text, parse_float=Decimal)
+    assert row.total_cost_usd == answered["usage"]["total_cost_usd"] > 0
+    assert row.attempts.count() == 1
+    assert not Reservation.objects.filter(status="open").exists()
+    _poll(lambda: not list(JOURNAL_DIR.glob("outcomes-*")), timeout_s=10)
+    budget = Budget.objects.get(user=alice)
+    assert budget.reserved_usd == 0
+    assert budget.spent_usd == sum(r.total_cost_usd for r in GatewayRequest.objects.filter(user=alice))
 
 
 # --------------------------------------------------------------------------------------------- Redis
