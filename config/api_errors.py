@@ -200,9 +200,10 @@ def database_unreachable(exc: BaseException) -> bool:
     """The database is down or the link to it broke: through the ORM (Django's wrappers) or the async pool
     (psycopg's own errors, a pool timeout). Both mean "try again shortly", not a bug."""
     import psycopg
-    from django.db import DatabaseError, InterfaceError
+    from django.db import InterfaceError, OperationalError
 
-    return isinstance(exc, DatabaseError | InterfaceError | psycopg.OperationalError | psycopg.InterfaceError)
+    # Not every DatabaseError: a constraint or a bad statement is a bug to see, not an outage to wait out.
+    return isinstance(exc, OperationalError | InterfaceError | psycopg.OperationalError | psycopg.InterfaceError)
 
 
 def internal_error(exc: BaseException) -> ApiError:

@@ -36,6 +36,11 @@ RETRIES = Counter("router_retries", "Provider calls retried on the same model", 
 FALLBACKS = Counter("router_fallbacks", "Requests answered by a model other than the first choice", ["model"])
 BUDGET_REFUSALS = Counter("router_budget_refusals", "Requests refused with 402")
 RATE_LIMIT_REFUSALS = Counter("router_rate_limit_refusals", "Requests refused with 429")
+USAGE_ANOMALIES = Counter(
+    "router_usage_anomalies",
+    "Provider usage counts out of bounds, charged at the bound",
+    ["provider", "field"],
+)
 UNSETTLED = Counter("router_unsettled_requests", "Pending rows closed at their hold after their process died")
 
 

@@ -171,6 +171,12 @@ class GatewayRequest(models.Model):
     prompt_text = models.TextField(blank=True)
     response_text = models.TextField(blank=True)
     tool_calls = models.JSONField(null=True, blank=True, help_text="The answer's tool calls (OpenAI shape).")
+    usage_anomalies = models.JSONField(
+        default=list,
+        db_default=[],
+        blank=True,
+        help_text="Provider usage counts that were out of bounds (charged at the bound).",
+    )
     stored = models.BooleanField(
         default=False,
         db_default=False,

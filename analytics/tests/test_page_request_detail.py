@@ -86,3 +86,22 @@ def test_it_shows_the_door_the_request_came_through(client, alice):
     assert '<dt>Door</dt><dd class="mono" data-testid="door">responses</dd>' in html
     partial = client.get(url(row), HTTP_HX_REQUEST="true").content.decode()
     assert "<html" not in partial and 'data-testid="door">responses<' in partial
+
+
+def test_a_row_with_impossible_provider_usage_shows_the_anomaly_badge_and_each_count(client, alice):
+    row = GatewayRequestFactory(
+        user=alice, usage_anomalies=["completion_tokens=1000000000000000: above the possible 50"]
+    )
+    client.force_login(alice)
+    html = client.get(url(row)).content.decode()
+    assert "usage anomaly" in html and "completion_tokens=1000000000000000" in html
+    assert "usage anomaly" not in client.get(url(GatewayRequestFactory(user=alice))).content.decode()
+
+
+def test_an_unsettled_row_says_why_it_was_charged_at_the_hold(client, alice):
+    row = GatewayRequestFactory(
+        user=alice, status="unsettled", error_code="unsettled", error_message="charged at the hold"
+    )
+    client.force_login(alice)
+    html = client.get(url(row)).content.decode()
+    assert "Unsettled" in html and "charged at the hold" in html

@@ -41,7 +41,7 @@ async def _completion_create(*, caller: Caller, inp: CompletionInput, request_id
         return Answered(completion, router_headers(run, model, ZERO))
 
     model, outcome = await first_answer(run, call_model)
-    charge = charge_for(model, outcome.usage)
+    charge = charge_for(run, model, outcome.usage)
     await log(
         run,
         Outcome(

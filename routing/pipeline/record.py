@@ -20,17 +20,30 @@ from routing import metrics
 from routing.models import Attempt, GatewayRequest
 from routing.pipeline.journal import JournalEntry
 from routing.pipeline.run import ZERO, Charge, CompletionRun, Outcome
+from routing.pipeline.usage_check import anomalies_observed, usage_checked
 from routing.pipeline.writes import write_outcome
 
 T = TypeVar("T")
 _background: set[asyncio.Task[Any]] = set()
 
 
-def charge_for(model: CatalogModel, usage: Usage) -> Charge:
+def charge_for(run: CompletionRun, model: CatalogModel, usage: Usage) -> Charge:
+    """The provider's usage, checked against what the request allowed, priced at the planned price row."""
     assert model.rates is not None
-    cached = min(usage.cached_tokens, usage.prompt_tokens)
-    cost = cost_of(model.rates, usage.prompt_tokens, usage.completion_tokens, cached)
-    return Charge(usage=usage, cost=cost, price_id=model.price_id)
+    max_output = run.max_tokens_override or run.inp.max_tokens or model.max_output_tokens
+    checked = usage_checked(
+        usage, max_prompt=model.context_window, max_output=min(max_output, model.max_output_tokens)
+    )
+    if checked.anomalies:
+        anomalies_observed(
+            request_id=run.request_id,
+            provider=model.provider,
+            model=model.model_id,
+            anomalies=checked.anomalies,
+        )
+    usage = checked.usage
+    cost = cost_of(model.rates, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
+    return Charge(usage=usage, cost=cost, price_id=model.price_id, anomalies=checked.anomalies)
 
 
 def _prompt_text(messages: list[dict[str, Any]]) -> str:
@@ -85,6 +98,7 @@ def _log_rows(run: CompletionRun, outcome: Outcome) -> tuple[GatewayRequest, lis
         prompt_text=_prompt_text(run.inp.messages),
         response_text=_storable(outcome.content),
         tool_calls=outcome.tool_calls or None,
+        usage_anomalies=charge.anomalies if charge else [],
         stored=run.inp.store and outcome.status == "success",
         finish_reason=outcome.finish_reason,
         params=_params(run),

@@ -27,6 +27,7 @@ class Charge:
     usage: Usage
     cost: Cost
     price_id: int | None
+    anomalies: list[str] = field(default_factory=list)  # provider counts that were out of bounds
 
 
 @dataclass

@@ -73,7 +73,7 @@ class StreamState:
             status="error" if error else "success",
             http_status=error.status if error else 200,
             model=self.model,
-            charge=charge_for(self.model, self.final_usage()),
+            charge=charge_for(self.run, self.model, self.final_usage()),
             content="".join(self.text),
             finish_reason=self.finish_reason,
             tool_calls=list(self.tool_calls.values()) or None,
