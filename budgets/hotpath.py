@@ -8,11 +8,14 @@ run in the same transaction as the request log row.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 
+from budgets.models import Reservation
 from budgets.services import budget_reserve
 from config.db import execute_statements, get_pool, run_orm, run_script
 
@@ -112,3 +115,26 @@ def settle_statement(*, reservation_id: int, actual_cost: Decimal) -> tuple[str,
 
 def release_statement(*, reservation_id: int) -> tuple[str, dict[str, Any]]:
     return RELEASE_SQL, {"id": reservation_id}
+
+
+RENEW_SQL = """
+UPDATE budgets_reservation
+   SET expires_at = now() + make_interval(secs => %(ttl)s)
+ WHERE id = ANY(%(ids)s) AND status = 'open'
+"""
+
+
+async def abudget_renew(*, reservation_ids: list[int], ttl_s: int) -> None:
+    """Extends the open holds of calls still in flight (their owner is alive); one statement."""
+    pool = await get_pool()
+    if pool is not None:
+        renew = (RENEW_SQL, {"ids": reservation_ids, "ttl": ttl_s})
+        await run_script([("SET LOCAL synchronous_commit TO OFF", None), renew])
+        return
+    await run_orm(_renew, reservation_ids, ttl_s)
+
+
+def _renew(reservation_ids: list[int], ttl_s: int) -> None:
+    Reservation.objects.filter(pk__in=reservation_ids, status=Reservation.Status.OPEN).update(
+        expires_at=timezone.now() + timedelta(seconds=ttl_s)
+    )

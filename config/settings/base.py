@@ -229,6 +229,8 @@ ROUTER_RETRY_AFTER_MAX_S = env_float("ROUTER_RETRY_AFTER_MAX_S", 20.0, minimum=0
 ROUTER_COOLDOWN_FAILURES = env_int("ROUTER_COOLDOWN_FAILURES", 5, minimum=1)
 ROUTER_COOLDOWN_S = env_int("ROUTER_COOLDOWN_S", 30, minimum=1)
 ROUTER_RESERVATION_TTL_S = env_int("ROUTER_RESERVATION_TTL_S", 900, minimum=10)
+# A process renews the holds of its calls in flight this often, so only a dead process's holds expire.
+ROUTER_LEASE_RENEW_S = env_float("ROUTER_LEASE_RENEW_S", 60.0, minimum=0.1)
 ROUTER_KEY_CACHE_S = env_float("ROUTER_KEY_CACHE_S", 3.0, minimum=0)
 # Bad API keys one address may present per minute before it gets 429 (0 = no slow-down).
 ROUTER_AUTH_FAILURES_PER_MINUTE = env_int("ROUTER_AUTH_FAILURES_PER_MINUTE", 20, minimum=0)

@@ -19,6 +19,7 @@ from providers.pricing import cost_of
 from routing import metrics
 from routing.models import Attempt, GatewayRequest
 from routing.pipeline.journal import JournalEntry
+from routing.pipeline.lease import lease_drop
 from routing.pipeline.run import ZERO, Charge, CompletionRun, Outcome
 from routing.pipeline.usage_check import anomalies_observed, usage_checked
 from routing.pipeline.writes import write_outcome
@@ -173,7 +174,10 @@ async def log(run: CompletionRun, outcome: Outcome) -> None:
     row, attempts, answered = _log_rows(run, outcome)
     settle = [(rid, row.total_cost_usd) for model_id, rid in run.reservations.items() if model_id == answered]
     release = [rid for model_id, rid in run.reservations.items() if model_id != answered]
-    await write_outcome(JournalEntry(row=row, attempts=attempts, settle=settle, release=release))
+    try:
+        await write_outcome(JournalEntry(row=row, attempts=attempts, settle=settle, release=release))
+    finally:
+        lease_drop(list(run.reservations.values()))  # the call is over: its holds are settled or journaled
 
 
 def pending_row(run: CompletionRun, model: CatalogModel) -> GatewayRequest:

@@ -10,6 +10,7 @@ from config.api_errors import BudgetExceeded
 from config.db import run_orm
 from providers.catalog import CatalogModel
 from providers.pricing import max_output_tokens_affordable, worst_case_cost
+from routing.pipeline.lease import lease_take
 from routing.pipeline.record import pending_row
 from routing.pipeline.run import ZERO, CompletionRun
 from routing.pipeline.writes import pending_statement
@@ -54,3 +55,4 @@ async def reserve(run: CompletionRun, model: CatalogModel, *, first: bool) -> No
             user_id=run.caller.user_id, amount=amount, request_id=run.request_id, idempotency_key=key
         )
     run.reservations[model.model_id] = reservation_id
+    lease_take(reservation_id)

@@ -26,7 +26,13 @@ def requests_close_stale(*, now: datetime | None = None) -> dict[str, int]:
     moment = now or timezone.now()
     cutoff = moment - timedelta(seconds=settings.ROUTER_RESERVATION_TTL_S + settings.ROUTER_PENDING_GRACE_S)
     closed = 0
-    stale = GatewayRequest.objects.filter(status=GatewayRequest.Status.PENDING, created_at__lt=cutoff)
+    # A hold its owner still renews (a long stream) keeps its row open, whatever the row's age.
+    renewed = Reservation.objects.filter(status=Reservation.Status.OPEN, expires_at__gte=moment).values(
+        "request_id"
+    )
+    stale = GatewayRequest.objects.filter(
+        status=GatewayRequest.Status.PENDING, created_at__lt=cutoff
+    ).exclude(pk__in=renewed)
     for request_id in stale.values_list("pk", flat=True):
         closed += _close(request_id, moment)
     return {"replayed": replayed, "closed": closed}
