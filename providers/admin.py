@@ -11,6 +11,7 @@ from django.http import HttpRequest
 
 from providers.catalog import catalog_invalidate, price_in_force
 from providers.models import Model, ModelPrice, Provider
+from providers.pricing import RATE_FIELDS
 from providers.services import model_price_set
 
 PRICE_FIELD = {"max_digits": 20, "decimal_places": 10, "min_value": Decimal(0)}
@@ -35,6 +36,12 @@ class PriceHistoryInline(admin.TabularInline):
         "input_per_1m",
         "cached_input_per_1m",
         "output_per_1m",
+        "cache_write_5m_per_1m",
+        "cache_write_1h_per_1m",
+        "long_context_threshold",
+        "long_input_per_1m",
+        "long_output_per_1m",
+        "long_cached_input_per_1m",
         "source",
         "created_by",
     )
@@ -57,6 +64,39 @@ class ModelForm(forms.ModelForm):
         **PRICE_FIELD,  # type: ignore[arg-type]
     )
     output_per_1m = forms.DecimalField(label="Output $ / 1M tokens", **PRICE_FIELD)  # type: ignore[arg-type]
+    cache_write_5m_per_1m = forms.DecimalField(
+        label="Cache write (5 min) $ / 1M tokens",
+        required=False,
+        help_text="Empty: cache writes pay the input rate. Anthropic: 1.25x input.",
+        **PRICE_FIELD,  # type: ignore[arg-type]
+    )
+    cache_write_1h_per_1m = forms.DecimalField(
+        label="Cache write (1 hour) $ / 1M tokens",
+        required=False,
+        help_text="Empty: the 5-minute write rate. Anthropic: 2x input.",
+        **PRICE_FIELD,  # type: ignore[arg-type]
+    )
+    long_context_threshold = forms.IntegerField(
+        label="Long-context threshold (prompt tokens)",
+        required=False,
+        min_value=0,
+        help_text="Above it the long-context rates apply to the whole request. Empty: no long-context tier.",
+    )
+    long_input_per_1m = forms.DecimalField(
+        label="Long-context input $ / 1M tokens",
+        required=False,
+        **PRICE_FIELD,  # type: ignore[arg-type]
+    )
+    long_output_per_1m = forms.DecimalField(
+        label="Long-context output $ / 1M tokens",
+        required=False,
+        **PRICE_FIELD,  # type: ignore[arg-type]
+    )
+    long_cached_input_per_1m = forms.DecimalField(
+        label="Long-context cached input $ / 1M tokens",
+        required=False,
+        **PRICE_FIELD,  # type: ignore[arg-type]
+    )
 
     class Meta:
         model = Model
@@ -79,11 +119,16 @@ class ModelForm(forms.ModelForm):
         if self.instance.pk:
             price = price_in_force(self.instance)
             if price is not None:
-                self.initial.update(
-                    input_per_1m=price.input_per_1m,
-                    cached_input_per_1m=price.cached_input_per_1m,
-                    output_per_1m=price.output_per_1m,
-                )
+                self.initial.update({name: getattr(price, name) for name in RATE_FIELDS})
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        long_rates = ("long_input_per_1m", "long_output_per_1m", "long_cached_input_per_1m")
+        if cleaned.get("long_context_threshold") is None and any(
+            cleaned.get(n) is not None for n in long_rates
+        ):
+            self.add_error("long_context_threshold", "Long-context rates need a threshold.")
+        return cleaned
 
     def clean_aliases(self) -> list[str]:
         aliases = self.cleaned_data.get("aliases") or []
@@ -123,7 +168,7 @@ class ModelAdmin(admin.ModelAdmin):
         ),
         (
             "Price in force (a change adds a new row from now on)",
-            {"fields": ("input_per_1m", "cached_input_per_1m", "output_per_1m")},
+            {"fields": RATE_FIELDS},
         ),
     )
 
@@ -132,9 +177,7 @@ class ModelAdmin(admin.ModelAdmin):
         data = form.cleaned_data
         model_price_set(
             model=obj,
-            input_per_1m=data["input_per_1m"],
-            output_per_1m=data["output_per_1m"],
-            cached_input_per_1m=data.get("cached_input_per_1m"),
+            **{name: data.get(name) for name in RATE_FIELDS},
             source="admin",
             created_by=request.user,
         )
@@ -151,6 +194,9 @@ class ModelPriceAdmin(admin.ModelAdmin):
         "input_per_1m",
         "cached_input_per_1m",
         "output_per_1m",
+        "cache_write_5m_per_1m",
+        "cache_write_1h_per_1m",
+        "long_context_threshold",
         "source",
     )
     list_filter = ("source", "model__provider")

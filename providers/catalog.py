@@ -109,13 +109,7 @@ def _load() -> Catalog:
                 active=model.active,
                 deprecation_date=model.deprecation_date,
                 price_id=price.pk if price else None,
-                rates=Rates(
-                    input_per_1m=price.input_per_1m,
-                    output_per_1m=price.output_per_1m,
-                    cached_input_per_1m=price.cached_input_per_1m,
-                )
-                if price
-                else None,
+                rates=price.rates if price else None,
             )
         )
     return Catalog(models=tuple(entries), providers=providers, loaded_at=time.monotonic())

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.core.validators import URLValidator
 from django.db import models
 from django.utils import timezone
+
+from providers.pricing import RATE_FIELDS, Rates
 
 MONEY: dict[str, Any] = {"max_digits": 20, "decimal_places": 10}
 
@@ -62,6 +63,26 @@ class ModelPrice(models.Model):
     input_per_1m = models.DecimalField(**MONEY)
     cached_input_per_1m = models.DecimalField(**MONEY, null=True, blank=True)
     output_per_1m = models.DecimalField(**MONEY)
+    cache_write_5m_per_1m = models.DecimalField(
+        **MONEY,
+        null=True,
+        blank=True,
+        help_text="Prompt-cache writes with the 5-minute TTL; empty: input rate.",
+    )
+    cache_write_1h_per_1m = models.DecimalField(
+        **MONEY,
+        null=True,
+        blank=True,
+        help_text="Prompt-cache writes with the 1-hour TTL; empty: 5-minute rate.",
+    )
+    long_context_threshold = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Prompt tokens above which the long-context rates apply to the whole request; empty: none.",
+    )
+    long_input_per_1m = models.DecimalField(**MONEY, null=True, blank=True)
+    long_output_per_1m = models.DecimalField(**MONEY, null=True, blank=True)
+    long_cached_input_per_1m = models.DecimalField(**MONEY, null=True, blank=True)
     effective_from = models.DateTimeField(default=timezone.now, db_index=True)
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(
@@ -72,13 +93,26 @@ class ModelPrice(models.Model):
     class Meta:
         ordering = ["model", "-effective_from", "-id"]
         indexes = [models.Index(fields=["model", "-effective_from"], name="price_model_effective")]
+        constraints = [
+            # Long-context rates without a threshold would never apply: refuse the row instead.
+            models.CheckConstraint(
+                condition=models.Q(long_context_threshold__isnull=False)
+                | models.Q(
+                    long_input_per_1m__isnull=True,
+                    long_output_per_1m__isnull=True,
+                    long_cached_input_per_1m__isnull=True,
+                ),
+                name="price_long_rates_need_threshold",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.model.model_id}: ${self.input_per_1m}/${self.output_per_1m} per 1M from {self.effective_from:%Y-%m-%d}"
 
-    def same_rates(self, input_per_1m: Decimal, output_per_1m: Decimal, cached: Decimal | None) -> bool:
-        return (
-            self.input_per_1m == input_per_1m
-            and self.output_per_1m == output_per_1m
-            and self.cached_input_per_1m == cached
-        )
+    @property
+    def rates(self) -> Rates:
+        return Rates(**{name: getattr(self, name) for name in RATE_FIELDS})
+
+    def same_rates(self, rates: Rates) -> bool:
+        """Whether this row already charges exactly these rates (Decimal equality: 2.5 == 2.5000000000)."""
+        return self.rates == rates

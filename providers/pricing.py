@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal, localcontext
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from providers.adapters.base import Usage
 
 # Amounts are stored as NUMERIC(20, 10); every computed amount is rounded once to that scale.
 QUANTUM = Decimal("0.0000000001")
 TOKENS_PER_UNIT = Decimal(1_000_000)
+_ONE = Decimal(1)
 
-# Wide enough that tokens x rate (up to ~10^12 with 10 decimals) is exact before the one rounding step;
-# the default 28 digits would round silently first.
-_CONTEXT = Context(prec=60, rounding=ROUND_HALF_UP)
+# Wide enough that tokens x rate x rate (long-context cache writes are scaled by long_input / input, kept as
+# a product over a shared denominator) is exact before the one division and the one rounding step; the
+# default 28 digits would round silently first.
+_CONTEXT = Context(prec=100, rounding=ROUND_HALF_UP)
 
 
 def _require_decimal(name: str, value: object, *, allow_none: bool = False) -> None:
@@ -34,18 +40,72 @@ def _require_tokens(name: str, value: object) -> int:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class Tier:
+    """The rates one request pays, chosen by its prompt size. Each rate is USD per 1M tokens times `scale`.
+
+    `scale` is 1, except in a long-context tier whose cache-write rates are the base ones times
+    long_input / input: that ratio need not be a finite decimal, so every rate of the tier is kept multiplied
+    by the base input rate instead, and the one division happens when an amount is computed.
+    """
+
+    input: Decimal
+    cached: Decimal
+    cache_write_5m: Decimal
+    cache_write_1h: Decimal
+    output: Decimal
+    scale: Decimal
+    long_context: bool
+
+    @property
+    def max_input(self) -> Decimal:
+        """The dearest rate a prompt token can pay in this tier (times scale)."""
+        return max(self.input, self.cached, self.cache_write_5m, self.cache_write_1h)
+
+    def amount(self, tokens_times_rates: Decimal) -> Decimal:
+        """The exact USD amount of a sum of tokens x (scaled) rates: one division, correctly rounded."""
+        with localcontext(_CONTEXT):
+            return tokens_times_rates / (self.scale * TOKENS_PER_UNIT)
+
+
 @dataclass(frozen=True)
 class Rates:
-    """USD per 1,000,000 tokens. cached_input_per_1m None means cached prompt tokens pay the input rate."""
+    """USD per 1,000,000 tokens, as one price row holds them. None means "no rate of its own":
+
+    - cached_input_per_1m None: cached prompt tokens pay the input rate;
+    - cache_write_5m_per_1m None: cache writes pay the input rate; cache_write_1h_per_1m None: 1-hour writes
+      pay the 5-minute write rate;
+    - long_context_threshold (prompt tokens) None: one tier. Above it the long_* rates apply to the whole
+      request; a None long rate keeps the base rate (cached: the base cached rate, or the long input rate
+      when there is no cached rate), and cache-write rates scale by long_input / input.
+    """
 
     input_per_1m: Decimal
     output_per_1m: Decimal
     cached_input_per_1m: Decimal | None = None
+    cache_write_5m_per_1m: Decimal | None = None
+    cache_write_1h_per_1m: Decimal | None = None
+    long_context_threshold: int | None = None
+    long_input_per_1m: Decimal | None = None
+    long_output_per_1m: Decimal | None = None
+    long_cached_input_per_1m: Decimal | None = None
 
     def __post_init__(self) -> None:
         _require_decimal("input_per_1m", self.input_per_1m)
         _require_decimal("output_per_1m", self.output_per_1m)
-        _require_decimal("cached_input_per_1m", self.cached_input_per_1m, allow_none=True)
+        for name in (
+            "cached_input_per_1m",
+            "cache_write_5m_per_1m",
+            "cache_write_1h_per_1m",
+            "long_input_per_1m",
+            "long_output_per_1m",
+            "long_cached_input_per_1m",
+        ):
+            _require_decimal(name, getattr(self, name), allow_none=True)
+        if self.long_context_threshold is not None:
+            _require_tokens("long_context_threshold", self.long_context_threshold)
+        elif (self.long_input_per_1m, self.long_output_per_1m, self.long_cached_input_per_1m) != (None,) * 3:
+            raise ValueError("long-context rates need a long_context_threshold")
 
     @property
     def effective_cached_input_per_1m(self) -> Decimal:
@@ -53,9 +113,62 @@ class Rates:
 
     @property
     def worst_case_input_per_1m(self) -> Decimal:
-        # A cached rate above the input rate never occurs in real price lists, but taking the max keeps
-        # "actual cost <= worst case" true whatever the catalog holds.
-        return max(self.input_per_1m, self.effective_cached_input_per_1m)
+        """The dearest base-tier rate a prompt token can pay (see worst_case_cost for the long tier)."""
+        return self.tier(0).max_input
+
+    def is_long_context(self, prompt_tokens: int) -> bool:
+        return self.long_context_threshold is not None and prompt_tokens > self.long_context_threshold
+
+    def tier(self, prompt_tokens: int) -> Tier:
+        """The rates a request with this many prompt tokens pays for every one of its tokens."""
+        base_input = self.input_per_1m
+        if not self.is_long_context(prompt_tokens):
+            write_5m = _or(self.cache_write_5m_per_1m, base_input)
+            return Tier(
+                input=base_input,
+                cached=self.effective_cached_input_per_1m,
+                cache_write_5m=write_5m,
+                cache_write_1h=_or(self.cache_write_1h_per_1m, write_5m),
+                output=self.output_per_1m,
+                scale=_ONE,
+                long_context=False,
+            )
+        with localcontext(_CONTEXT):
+            long_input = _or(self.long_input_per_1m, base_input)
+            # Write rates scale by long_input / input; with no long input rate (or a free base input, where
+            # the ratio is undefined) they keep their base rates.
+            scaled = self.long_input_per_1m is not None and base_input > 0
+            scale = base_input if scaled else _ONE
+
+            def write(rate: Decimal) -> Decimal:
+                return rate * long_input if scaled else rate
+
+            tier_input = long_input * scale
+            if self.long_cached_input_per_1m is not None:
+                cached = self.long_cached_input_per_1m * scale
+            elif self.cached_input_per_1m is not None:
+                cached = self.cached_input_per_1m * scale
+            else:
+                cached = tier_input
+            write_5m = tier_input if self.cache_write_5m_per_1m is None else write(self.cache_write_5m_per_1m)
+            write_1h = write_5m if self.cache_write_1h_per_1m is None else write(self.cache_write_1h_per_1m)
+            return Tier(
+                input=tier_input,
+                cached=cached,
+                cache_write_5m=write_5m,
+                cache_write_1h=write_1h,
+                output=_or(self.long_output_per_1m, self.output_per_1m) * scale,
+                scale=scale,
+                long_context=True,
+            )
+
+
+# Every field of a price row that Rates carries, in order: what a row copies, compares and shows.
+RATE_FIELDS: tuple[str, ...] = tuple(field.name for field in fields(Rates))
+
+
+def _or(value: Decimal | None, fallback: Decimal) -> Decimal:
+    return fallback if value is None else value
 
 
 @dataclass(frozen=True)
@@ -67,50 +180,150 @@ class Cost:
     total: Decimal
 
 
+@dataclass(frozen=True)
+class CostBreakdown:
+    """Where a request's money went, each amount at ten decimal places.
+
+    The four input-side amounts add up exactly to the Cost's input_cost: they are differences of the rounded
+    running sum (plain input, then cached, then 5-minute and 1-hour writes), so each is within one quantum
+    of its exact value and no rounding is counted twice.
+    """
+
+    input: Decimal  # prompt tokens neither read from nor written to the cache
+    cached: Decimal
+    cache_write_5m: Decimal
+    cache_write_1h: Decimal
+    output: Decimal  # completion tokens, reasoning and thoughts included
+    long_context: bool = False  # priced at the long-context tier
+
+    @property
+    def input_cost(self) -> Decimal:
+        return self.input + self.cached + self.cache_write_5m + self.cache_write_1h
+
+    @property
+    def total(self) -> Decimal:
+        return self.input_cost + self.output
+
+    def cost(self) -> Cost:
+        return Cost(input_cost=self.input_cost, output_cost=self.output, total=self.total)
+
+
 def _quantize(value: Decimal) -> Decimal:
     with localcontext(_CONTEXT):
         return value.quantize(QUANTUM, rounding=ROUND_HALF_UP)
 
 
-def _price(tokens: int, rate_per_1m: Decimal) -> Decimal:
-    with localcontext(_CONTEXT):
-        return Decimal(tokens) * rate_per_1m / TOKENS_PER_UNIT
-
-
-def cost_of(rates: Rates, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> Cost:
-    """Cost of a request. cached_tokens are the part of prompt_tokens served from the provider's cache.
-
-    Uncached prompt tokens pay the input rate, cached ones the cached rate (the input rate when there is
-    none), completion tokens the output rate. Input and output are each rounded half-up to 10 decimal
-    places; the total is their sum, so the three figures always add up.
-    """
+def _breakdown(
+    rates: Rates,
+    *,
+    prompt_tokens: int,
+    completion_tokens: int,
+    cached_tokens: int,
+    cache_write_tokens: int,
+    cache_write_1h_tokens: int,
+) -> CostBreakdown:
     _require_tokens("prompt_tokens", prompt_tokens)
     _require_tokens("completion_tokens", completion_tokens)
     _require_tokens("cached_tokens", cached_tokens)
-    if cached_tokens > prompt_tokens:
-        # OpenAI semantics: cached tokens are included in prompt_tokens. Adapters for vendors that report
-        # them separately (Anthropic) must add them in before pricing.
-        raise ValueError(f"cached_tokens ({cached_tokens}) exceed prompt_tokens ({prompt_tokens})")
-    with localcontext(_CONTEXT):
-        exact_input = _price(prompt_tokens - cached_tokens, rates.input_per_1m) + _price(
-            cached_tokens, rates.effective_cached_input_per_1m
+    _require_tokens("cache_write_tokens", cache_write_tokens)
+    _require_tokens("cache_write_1h_tokens", cache_write_1h_tokens)
+    if cached_tokens + cache_write_tokens > prompt_tokens:
+        # OpenAI semantics: cached tokens and cache writes are included in prompt_tokens. Adapters for
+        # vendors that report them separately (Anthropic) add them in before pricing.
+        what = "cached_tokens + cache_write_tokens" if cache_write_tokens else "cached_tokens"
+        taken = cached_tokens + cache_write_tokens
+        raise ValueError(f"{what} ({taken}) exceed prompt_tokens ({prompt_tokens})")
+    if cache_write_1h_tokens > cache_write_tokens:
+        raise ValueError(
+            f"cache_write_1h_tokens ({cache_write_1h_tokens}) exceed cache_write_tokens ({cache_write_tokens})"
         )
-        input_cost = _quantize(exact_input)
-        output_cost = _quantize(_price(completion_tokens, rates.output_per_1m))
-        return Cost(input_cost=input_cost, output_cost=output_cost, total=input_cost + output_cost)
+    tier = rates.tier(prompt_tokens)
+    plain = prompt_tokens - cached_tokens - cache_write_tokens
+    write_5m = cache_write_tokens - cache_write_1h_tokens
+    with localcontext(_CONTEXT):
+        parts = [
+            plain * tier.input,
+            cached_tokens * tier.cached,
+            write_5m * tier.cache_write_5m,
+            cache_write_1h_tokens * tier.cache_write_1h,
+        ]
+        # The input side is rounded once, as a whole: rounding each part on its own could add up to more
+        # than worst_case_cost, which rounds the whole prompt at the dearest rate once.
+        amounts: list[Decimal] = []
+        running = Decimal(0)
+        rounded_before = _quantize(running)
+        for part in parts:
+            running += part
+            rounded = _quantize(tier.amount(running))
+            amounts.append(rounded - rounded_before)
+            rounded_before = rounded
+        output = _quantize(tier.amount(completion_tokens * tier.output))
+    plain_cost, cached_cost, write_5m_cost, write_1h_cost = amounts
+    return CostBreakdown(
+        input=plain_cost,
+        cached=cached_cost,
+        cache_write_5m=write_5m_cost,
+        cache_write_1h=write_1h_cost,
+        output=output,
+        long_context=tier.long_context,
+    )
+
+
+def cost_breakdown(rates: Rates, usage: Usage) -> CostBreakdown:
+    """The amounts cost_of_usage adds up, one per kind of token (for showing where the money went)."""
+    return _breakdown(
+        rates,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cached_tokens=usage.cached_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        cache_write_1h_tokens=usage.cache_write_1h_tokens,
+    )
+
+
+def cost_of_usage(rates: Rates, usage: Usage) -> Cost:
+    """What a request cost, for any vendor's usage once its adapter has put it in OpenAI's meaning.
+
+    Plain prompt tokens (prompt - cached - cache writes) pay the input rate, cached ones the cached rate,
+    5-minute cache writes (cache_write - cache_write_1h) the 5-minute write rate and 1-hour writes the 1-hour
+    rate; completion tokens (reasoning and thoughts included) pay the output rate. A prompt above the
+    long-context threshold puts every token of the request on the long-context tier. Input and output are
+    each rounded half-up to 10 decimal places once; the total is their sum, so the three figures add up.
+    Raises ValueError for counts that cannot be (cached + writes above the prompt, a 1-hour part above the
+    writes): the caller bounds a provider's impossible usage before pricing it.
+    """
+    return cost_breakdown(rates, usage).cost()
+
+
+def cost_of(rates: Rates, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> Cost:
+    """cost_of_usage for a usage with no cache writes: cached_tokens are the part of prompt_tokens read
+    from the provider's cache."""
+    return _breakdown(
+        rates,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        cached_tokens=cached_tokens,
+        cache_write_tokens=0,
+        cache_write_1h_tokens=0,
+    ).cost()
 
 
 def worst_case_cost(rates: Rates, prompt_tokens: int, max_output_tokens: int) -> Decimal:
-    """The most a request can cost: every prompt token at the full input rate plus max_output_tokens.
+    """The most a request with this prompt size can cost, whatever its usage shape.
 
-    Rounded exactly like cost_of (per component), so cost_of(...).total never exceeds it for the same
-    prompt and any completion up to max_output_tokens: a reservation made with it always covers the charge.
+    Every prompt token at the dearest input-side rate of the prompt's tier (input, cached, 5-minute or 1-hour
+    cache write; the long-context tier's when the prompt is above the threshold), plus max_output_tokens at
+    that tier's output rate. Rounded like cost_of_usage, once per side, so cost_of_usage(...).total never
+    exceeds it for a usage with these prompt_tokens and at most max_output_tokens completion tokens: a
+    reservation made with it always covers the charge. (The tier depends on the prompt alone, so only a
+    larger prompt than estimated can cross the threshold; the token estimates err high for that reason.)
     """
     _require_tokens("prompt_tokens", prompt_tokens)
     _require_tokens("max_output_tokens", max_output_tokens)
+    tier = rates.tier(prompt_tokens)
     with localcontext(_CONTEXT):
-        input_cost = _quantize(_price(prompt_tokens, rates.worst_case_input_per_1m))
-        output_cost = _quantize(_price(max_output_tokens, rates.output_per_1m))
+        input_cost = _quantize(tier.amount(prompt_tokens * tier.max_input))
+        output_cost = _quantize(tier.amount(max_output_tokens * tier.output))
         return input_cost + output_cost
 
 
@@ -130,21 +343,24 @@ def max_output_tokens_affordable(
     if limit is not None:
         _require_tokens("limit", limit)
 
-    if worst_case_cost(rates, prompt_tokens, 0) > budget_remaining:
+    prompt_only = worst_case_cost(rates, prompt_tokens, 0)
+    if prompt_only > budget_remaining:
         return 0
-    if rates.output_per_1m == 0:
+    # The output rate worst_case_cost uses: the prompt's tier, which no output count can change.
+    tier = rates.tier(prompt_tokens)
+    if tier.output == 0:
         if limit is None:
             raise ValueError("output is free, so the affordable count is unbounded: pass limit")
         return limit
 
     with localcontext(_CONTEXT):
-        spare = budget_remaining - worst_case_cost(rates, prompt_tokens, 0)
+        spare = budget_remaining - prompt_only
         # Output cost is rounded half-up, so it fits while the exact amount stays below the spare money
         # (floored to the quantum) plus half a quantum. Division is inexact for arbitrary rates: take it
         # as a first guess and settle the answer with exact worst_case_cost comparisons either way.
         threshold = spare.quantize(QUANTUM, rounding=ROUND_FLOOR) + QUANTUM / 2
         guess = int(
-            (threshold * TOKENS_PER_UNIT / rates.output_per_1m).to_integral_value(rounding=ROUND_FLOOR)
+            (threshold * TOKENS_PER_UNIT * tier.scale / tier.output).to_integral_value(rounding=ROUND_FLOOR)
         )
     if limit is not None:
         guess = min(guess, limit)

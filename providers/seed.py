@@ -1,8 +1,11 @@
-"""The catalog the router ships with (running.md), with cached prices, output caps and capabilities."""
+"""The catalog the router ships with (running.md): prices (cached input, cache writes, long-context tiers),
+output caps and capabilities."""
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP
 from decimal import Decimal as D
+from typing import Any
 
 PROVIDERS = [
     {"name": "openai", "display_name": "OpenAI", "base_url": "https://api.openai.com/v1"},
@@ -202,3 +205,50 @@ MODELS: list[tuple[str, str, str, list[str], D, D | None, D, int, int, bool, boo
         True,
     ),
 ]
+
+# Anthropic prices prompt-cache writes from each model's input rate: 1.25x for the default 5-minute TTL and
+# 2x for the 1-hour TTL (cache reads are the cached rate above).
+ANTHROPIC_CACHE_WRITE_5M = D("1.25")
+ANTHROPIC_CACHE_WRITE_1H = D("2")
+RATE_PLACES = D("0.0000000001")  # a price row's ten decimal places
+
+# Long-context tiers: above the threshold (prompt tokens) the whole request pays these rates. Sonnet 4 and
+# 4.5 with the 1M-token context window: input 2x, output 1.5x, cache reads 2x (cache writes scale with the
+# input rate); Gemini 2.5 Pro above 200k prompt tokens.
+LONG_CONTEXT: dict[str, dict[str, Any]] = {
+    "claude-sonnet-4-5-20250929": {
+        "long_context_threshold": 200_000,
+        "long_input_per_1m": D("6.00"),
+        "long_output_per_1m": D("22.50"),
+        "long_cached_input_per_1m": D("0.60"),
+    },
+    "claude-sonnet-4-20250514": {
+        "long_context_threshold": 200_000,
+        "long_input_per_1m": D("6.00"),
+        "long_output_per_1m": D("22.50"),
+        "long_cached_input_per_1m": D("0.60"),
+    },
+    "gemini-2.5-pro": {
+        "long_context_threshold": 200_000,
+        "long_input_per_1m": D("2.50"),
+        "long_output_per_1m": D("15.00"),
+        "long_cached_input_per_1m": D("0.25"),
+    },
+}
+
+
+def anthropic_cache_write_rates(input_per_1m: D) -> tuple[D, D]:
+    """(5-minute, 1-hour) cache-write rates per 1M tokens by Anthropic's rule, at a price row's scale."""
+    return (
+        (input_per_1m * ANTHROPIC_CACHE_WRITE_5M).quantize(RATE_PLACES, rounding=ROUND_HALF_UP),
+        (input_per_1m * ANTHROPIC_CACHE_WRITE_1H).quantize(RATE_PLACES, rounding=ROUND_HALF_UP),
+    )
+
+
+def extra_rates(provider: str, model_id: str, input_per_1m: D) -> dict[str, Any]:
+    """A seeded model's rates beyond input, cached input and output (ModelPrice field names)."""
+    rates: dict[str, Any] = dict(LONG_CONTEXT.get(model_id, {}))
+    if provider == "anthropic":
+        write_5m, write_1h = anthropic_cache_write_rates(input_per_1m)
+        rates.update(cache_write_5m_per_1m=write_5m, cache_write_1h_per_1m=write_1h)
+    return rates

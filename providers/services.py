@@ -14,11 +14,14 @@ from django.utils import timezone
 from providers import seed
 from providers.catalog import catalog_invalidate, price_in_force
 from providers.models import Model, ModelPrice, Provider
+from providers.pricing import RATE_FIELDS, Rates
 
 PER_MILLION = Decimal(1_000_000)
 # The price map's provider names → ours, and the prefixes its keys carry for some providers.
 IMPORT_PROVIDERS = {"openai": "openai", "anthropic": "anthropic", "gemini": "google", "deepseek": "deepseek"}
 KEY_PREFIXES = ("gemini/", "deepseek/", "anthropic/", "openai/")
+# The map's `*_above_200k_tokens` keys: the long-context tier starts above 200,000 prompt tokens.
+MAP_LONG_CONTEXT_THRESHOLD = 200_000
 
 
 def model_price_set(
@@ -27,20 +30,38 @@ def model_price_set(
     input_per_1m: Decimal,
     output_per_1m: Decimal,
     cached_input_per_1m: Decimal | None,
+    cache_write_5m_per_1m: Decimal | None = None,
+    cache_write_1h_per_1m: Decimal | None = None,
+    long_context_threshold: int | None = None,
+    long_input_per_1m: Decimal | None = None,
+    long_output_per_1m: Decimal | None = None,
+    long_cached_input_per_1m: Decimal | None = None,
     source: str = "admin",
     created_by: Any = None,
 ) -> ModelPrice | None:
-    """Adds a price row effective now when the rates differ from the row in force; returns it (or None)."""
+    """Adds a price row effective now when the rates differ from the row in force; returns it (or None).
+
+    Every rate not given is None (no rate of its own): a row is always the whole price, never a patch.
+    """
+    rates = Rates(
+        input_per_1m=input_per_1m,
+        output_per_1m=output_per_1m,
+        cached_input_per_1m=cached_input_per_1m,
+        cache_write_5m_per_1m=cache_write_5m_per_1m,
+        cache_write_1h_per_1m=cache_write_1h_per_1m,
+        long_context_threshold=long_context_threshold,
+        long_input_per_1m=long_input_per_1m,
+        long_output_per_1m=long_output_per_1m,
+        long_cached_input_per_1m=long_cached_input_per_1m,
+    )
     with transaction.atomic():
         Model.objects.select_for_update().filter(pk=model.pk).first()
         current = price_in_force(model)
-        if current is not None and current.same_rates(input_per_1m, output_per_1m, cached_input_per_1m):
+        if current is not None and current.same_rates(rates):
             return None
         price = ModelPrice.objects.create(
             model=model,
-            input_per_1m=input_per_1m,
-            output_per_1m=output_per_1m,
-            cached_input_per_1m=cached_input_per_1m,
+            **{name: getattr(rates, name) for name in RATE_FIELDS},
             effective_from=timezone.now(),
             source=source,
             created_by=created_by,
@@ -95,7 +116,12 @@ def catalog_seed() -> SeedReport:
         report.models_created += created
         if not model.prices.exists():
             ModelPrice.objects.create(
-                model=model, input_per_1m=inp, cached_input_per_1m=cached, output_per_1m=out, source="seed"
+                model=model,
+                input_per_1m=inp,
+                cached_input_per_1m=cached,
+                output_per_1m=out,
+                **seed.extra_rates(prov, model_id, inp),
+                source="seed",
             )
             report.prices_created += 1
     transaction.on_commit(catalog_invalidate)
@@ -115,6 +141,36 @@ def _per_million(value: Any) -> Decimal | None:
         return None
     # Through str() so 2.5e-06 becomes exactly 2.50, not the binary float's neighbour.
     return (Decimal(str(value)) * PER_MILLION).quantize(Decimal("0.0000000001"))
+
+
+def _imported_rates(provider: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """A price map entry's rates as model_price_set keywords (USD per 1M tokens)."""
+    input_per_1m = _per_million(entry["input_cost_per_token"]) or Decimal(0)
+    write_5m = _per_million(entry.get("cache_creation_input_token_cost"))
+    write_1h = _per_million(entry.get("cache_creation_input_token_cost_above_1hr"))
+    if provider == "anthropic" and (write_5m is None or write_1h is None):
+        # The map leaves these out for many Claude models; Anthropic prices every model's cache writes by
+        # one rule (1.25x input for 5 minutes, 2x for 1 hour), so derive what is missing, for Anthropic only.
+        derived_5m, derived_1h = seed.anthropic_cache_write_rates(input_per_1m)
+        write_5m = derived_5m if write_5m is None else write_5m
+        write_1h = derived_1h if write_1h is None else write_1h
+    long_rates = {
+        "long_input_per_1m": _per_million(entry.get("input_cost_per_token_above_200k_tokens")),
+        "long_output_per_1m": _per_million(entry.get("output_cost_per_token_above_200k_tokens")),
+        "long_cached_input_per_1m": _per_million(entry.get("cache_read_input_token_cost_above_200k_tokens")),
+    }
+    # cache_creation_input_token_cost_above_200k_tokens is not read: above the threshold the pricing scales
+    # the write rates by long_input / input, as Anthropic prices them (1.25x and 2x the long input rate).
+    has_long_tier = any(rate is not None for rate in long_rates.values())
+    return {
+        "input_per_1m": input_per_1m,
+        "output_per_1m": _per_million(entry.get("output_cost_per_token")) or Decimal(0),
+        "cached_input_per_1m": _per_million(entry.get("cache_read_input_token_cost")),
+        "cache_write_5m_per_1m": write_5m,
+        "cache_write_1h_per_1m": write_1h,
+        "long_context_threshold": MAP_LONG_CONTEXT_THRESHOLD if has_long_tier else None,
+        **long_rates,
+    }
 
 
 def _entries(price_map: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -179,13 +235,7 @@ def catalog_import(*, price_map: dict[str, Any], activate_new: bool = False) -> 
                 if changed:
                     model.save(update_fields=[*changed, "updated_at"])
                     report.models_updated.append(model_id)
-            price = model_price_set(
-                model=model,
-                input_per_1m=_per_million(entry["input_cost_per_token"]) or Decimal(0),
-                output_per_1m=_per_million(entry.get("output_cost_per_token")) or Decimal(0),
-                cached_input_per_1m=_per_million(entry.get("cache_read_input_token_cost")),
-                source="import",
-            )
+            price = model_price_set(model=model, **_imported_rates(provider_name, entry), source="import")
             if price is not None:
                 report.prices_created.append(model_id)
     catalog_invalidate()

@@ -7,6 +7,7 @@ import re
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
+from providers.adapters.anthropic_usage import parse_usage
 from providers.adapters.base import ChatRequest, ChatResult, ProviderConfig, StreamDelta, Usage
 from providers.adapters.common import (
     RAW_EVENT,
@@ -218,20 +219,6 @@ def build_body(provider: str, request: ChatRequest, *, stream: bool) -> dict[str
             "metadata": {"user_id": user} if user else None,
             "stream": True if stream else None,
         }
-    )
-
-
-def parse_usage(raw: Mapping[str, Any]) -> Usage:
-    """`input_tokens` excludes cache reads and writes; OpenAI's prompt_tokens includes both."""
-    cache_read = int_of(raw.get("cache_read_input_tokens"))
-    cache_write = int_of(raw.get("cache_creation_input_tokens"))
-    details = raw.get("output_tokens_details") or {}
-    return Usage(
-        prompt_tokens=int_of(raw.get("input_tokens")) + cache_read + cache_write,
-        completion_tokens=int_of(raw.get("output_tokens")),
-        cached_tokens=cache_read,
-        reasoning_tokens=int_of(details.get("thinking_tokens") or details.get("reasoning_tokens")),
-        cache_write_tokens=cache_write,
     )
 
 

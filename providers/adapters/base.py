@@ -50,6 +50,9 @@ class Usage:
     # Prompt tokens written to the cache (Anthropic `cache_creation_input_tokens`, priced above plain input);
     # like cached_tokens, a subset of prompt_tokens. 0 for vendors that do not bill cache writes.
     cache_write_tokens: int = 0
+    # The part of cache_write_tokens written with a 1-hour TTL (Anthropic `ephemeral_1h_input_tokens`), which
+    # costs more than the default 5-minute writes; the rest of cache_write_tokens are 5-minute writes.
+    cache_write_1h_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:

@@ -51,9 +51,13 @@ class DeepSeekAdapter(OpenAIAdapter):
         return body
 
     def parse_usage(self, raw: Mapping[str, Any]) -> Usage:
+        """prompt_tokens = prompt_cache_hit_tokens + prompt_cache_miss_tokens; the hits are the cached part."""
         usage = super().parse_usage(raw)
-        if "prompt_cache_hit_tokens" in raw:
-            usage.cached_tokens = int_of(raw["prompt_cache_hit_tokens"])
+        hits, misses = raw.get("prompt_cache_hit_tokens"), raw.get("prompt_cache_miss_tokens")
+        if isinstance(hits, int) and not isinstance(hits, bool):
+            usage.cached_tokens = hits
+            if not isinstance(raw.get("prompt_tokens"), int) and isinstance(misses, int):
+                usage.prompt_tokens = hits + int_of(misses)
         return usage
 
     def finish_failure(self, native: str | None, usage: Usage | None) -> ProviderError | None:

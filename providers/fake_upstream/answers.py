@@ -46,6 +46,7 @@ class Answer:
     reasoning_tokens: int = 0
     cached_tokens: int = 0  # cache reads, a subset of prompt_tokens
     cache_write_tokens: int = 0  # Anthropic cache creation, a subset of prompt_tokens
+    cache_write_1h_tokens: int = 0  # the part of cache_write_tokens written with a 1-hour TTL
     tool_name: str | None = None
     chunks: int | None = None  # stream the content in this many pieces (default: one per word)
 
@@ -90,11 +91,13 @@ def compose_answer(prompt: Prompt, fault: Fault = NO_FAULT) -> Answer:
     """The answer to a prompt: the same prompt and rules always give the same text and counts."""
     prompt_tokens = count_prompt_tokens(prompt.message_texts)
     cached = min(fault.cached_tokens, prompt_tokens)
+    written = min(fault.cache_write_tokens, prompt_tokens - cached)
     counts: dict[str, Any] = {
         "model": prompt.model,
         "prompt_tokens": prompt_tokens,
         "cached_tokens": cached,
-        "cache_write_tokens": min(fault.cache_write_tokens, prompt_tokens - cached),
+        "cache_write_tokens": written,
+        "cache_write_1h_tokens": min(fault.cache_write_1h_tokens, written),
         "reasoning_tokens": _reasoning_tokens(prompt.model, fault),
         "chunks": fault.chunks,
     }

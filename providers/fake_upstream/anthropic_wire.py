@@ -79,8 +79,8 @@ class AnthropicFormat(WireFormat):
             "cache_creation_input_tokens": answer.cache_write_tokens,
             "cache_read_input_tokens": answer.cached_tokens,
             "cache_creation": {
-                "ephemeral_5m_input_tokens": answer.cache_write_tokens,
-                "ephemeral_1h_input_tokens": 0,
+                "ephemeral_5m_input_tokens": answer.cache_write_tokens - answer.cache_write_1h_tokens,
+                "ephemeral_1h_input_tokens": answer.cache_write_1h_tokens,
             },
             "output_tokens": output_tokens,
             "service_tier": "standard",

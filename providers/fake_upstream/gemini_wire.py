@@ -108,12 +108,15 @@ class GeminiFormat(WireFormat):
         pieces = answer.pieces
         for index, piece in enumerate(pieces):
             words_so_far += len(piece.split())
-            finish = answer.finish if index == len(pieces) - 1 else None
-            content.append(
-                self._frame(self._chunk(answer, response_id, [{"text": piece}], finish, words_so_far))
-            )
+            last = index == len(pieces) - 1
+            # Each chunk counts the words so far; the last one carries the final count, as Gemini's does.
+            tokens = answer.output_tokens if last else min(words_so_far, answer.output_tokens)
+            finish = answer.finish if last else None
+            content.append(self._frame(self._chunk(answer, response_id, [{"text": piece}], finish, tokens)))
         if not content:  # nothing to say (maxOutputTokens 0): one final chunk without parts
-            content.append(self._frame(self._chunk(answer, response_id, [], answer.finish, 0)))
+            content.append(
+                self._frame(self._chunk(answer, response_id, [], answer.finish, answer.output_tokens))
+            )
         return StreamPlan(content=content)
 
     def error(self, status: int, message: str, model: str, fault: Fault) -> tuple[JsonObject, Headers]:

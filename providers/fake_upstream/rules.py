@@ -14,6 +14,7 @@ RULE_FIELDS: dict[str, tuple[type, ...]] = {
     "chunks": (int,),
     "cached_tokens": (int,),
     "cache_write_tokens": (int,),
+    "cache_write_1h_tokens": (int,),
     "reasoning_tokens": (int,),
     "answer": (str,),
     "message": (str,),
@@ -34,6 +35,7 @@ class Fault:
     chunks: int | None = None
     cached_tokens: int = 0
     cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0  # the 1-hour-TTL part of cache_write_tokens (Anthropic)
     reasoning_tokens: int | None = None
     answer: str | None = None
     message: str | None = None

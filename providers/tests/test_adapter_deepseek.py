@@ -198,6 +198,29 @@ async def test_it_falls_back_to_prompt_tokens_details_for_cached_tokens(respx_mo
     assert result.usage.cached_tokens == 8
 
 
+async def test_a_null_cache_hit_count_falls_back_to_prompt_tokens_details(respx_mock: respx.Router) -> None:
+    usage = {
+        "prompt_tokens": 10,
+        "completion_tokens": 1,
+        "prompt_tokens_details": {"cached_tokens": 8},
+        "prompt_cache_hit_tokens": None,
+    }
+    respx_mock.post(URL).respond(json=completion("x", usage=usage))
+
+    result = await adapter.complete(CONFIG, request())
+
+    assert result.usage.cached_tokens == 8
+
+
+async def test_without_prompt_tokens_the_prompt_is_cache_hits_plus_misses(respx_mock: respx.Router) -> None:
+    usage = {"completion_tokens": 1, "prompt_cache_hit_tokens": 64, "prompt_cache_miss_tokens": 36}
+    respx_mock.post(URL).respond(json=completion("x", usage=usage))
+
+    result = await adapter.complete(CONFIG, request())
+
+    assert (result.usage.prompt_tokens, result.usage.cached_tokens) == (100, 64)
+
+
 async def test_it_skips_the_blank_keep_alive_lines_before_a_json_body(respx_mock: respx.Router) -> None:
     respx_mock.post(URL).respond(content=b"\n\n\n" + json.dumps(completion("late")).encode())
 

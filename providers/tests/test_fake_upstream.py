@@ -175,6 +175,27 @@ def test_anthropic_answers_a_message_with_anthropic_usage(client: httpx.Client) 
     assert usage["output_tokens"] == len(data["content"][0]["text"].split())
 
 
+def test_anthropic_splits_cache_writes_into_5_minute_and_1_hour_ones(client: httpx.Client) -> None:
+    rule = {"model": "claude-haiku-4-5", "cache_write_tokens": 5, "cache_write_1h_tokens": 2}
+    client.post("/__control", json=rule)
+    path, body = anthropic_request()
+    usage = client.post(path, json=body).json()["usage"]
+    stream = sse_events(client.post(path, json={**body, "stream": True}).text)
+    streamed = json.loads(stream[0][1])["message"]["usage"]
+    for reported in (usage, streamed):
+        assert reported["cache_creation_input_tokens"] == 5
+        assert reported["cache_creation"] == {"ephemeral_5m_input_tokens": 3, "ephemeral_1h_input_tokens": 2}
+
+
+def test_the_1_hour_part_of_cache_writes_is_capped_at_the_writes(client: httpx.Client) -> None:
+    client.post(
+        "/__control", json={"model": "claude-haiku-4-5", "cache_write_tokens": 1, "cache_write_1h_tokens": 9}
+    )
+    path, body = anthropic_request()
+    usage = client.post(path, json=body).json()["usage"]
+    assert usage["cache_creation"] == {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 1}
+
+
 def test_anthropic_refuses_a_request_without_max_tokens(client: httpx.Client) -> None:
     response = client.post("/v1/messages", json={"model": "claude-haiku-4-5", "messages": [{"role": "user"}]})
     assert response.status_code == 400
@@ -664,6 +685,8 @@ def test_rule_validation_refuses_bad_values() -> None:
         {"model": "m", "times": 0},
         {"model": "m", "delay_ms": "1"},
         {"model": "m", "status": 99},
+        {"model": "m", "cache_write_1h_tokens": -1},
+        {"model": "m", "cache_write_1h_tokens": 1.5},
     ):
         with pytest.raises(RuleError):
             parse_rule(bad)

@@ -1,4 +1,5 @@
-"""Cost arithmetic: exact Decimal amounts, cached-token pricing, rounding and budget-fitting edge cases."""
+"""Cost arithmetic: exact Decimal amounts for every usage shape (cached input, 5-minute and 1-hour cache writes,
+long-context tiers), rounding and budget-fitting edge cases."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ from decimal import Decimal
 import orjson
 import pytest
 
+from providers.adapters.base import Usage
 from providers.pricing import (
     Cost,
+    CostBreakdown,
     Rates,
+    cost_breakdown,
     cost_of,
+    cost_of_usage,
     decimal_to_json,
     format_usd,
     max_output_tokens_affordable,
@@ -23,6 +28,32 @@ D = Decimal
 GPT_4O_MINI = Rates(input_per_1m=D("0.15"), output_per_1m=D("0.60"), cached_input_per_1m=D("0.075"))
 CLAUDE_SONNET = Rates(input_per_1m=D("3.00"), output_per_1m=D("15.00"), cached_input_per_1m=D("0.30"))
 NO_CACHE_RATE = Rates(input_per_1m=D("0.50"), output_per_1m=D("1.50"))
+# Sonnet 4.5 with the 1M context window: writes 1.25x / 2x input; above 200k prompt tokens input and cache reads
+# double and output is 1.5x (writes scale with input: 7.50 / 12.00).
+SONNET_1M = Rates(
+    input_per_1m=D("3.00"),
+    output_per_1m=D("15.00"),
+    cached_input_per_1m=D("0.30"),
+    cache_write_5m_per_1m=D("3.75"),
+    cache_write_1h_per_1m=D("6.00"),
+    long_context_threshold=200_000,
+    long_input_per_1m=D("6.00"),
+    long_output_per_1m=D("22.50"),
+    long_cached_input_per_1m=D("0.60"),
+)
+GEMINI_PRO = Rates(
+    input_per_1m=D("1.25"),
+    output_per_1m=D("10.00"),
+    cached_input_per_1m=D("0.125"),
+    long_context_threshold=200_000,
+    long_input_per_1m=D("2.50"),
+    long_output_per_1m=D("15.00"),
+    long_cached_input_per_1m=D("0.25"),
+)
+
+
+def usage(prompt: int, completion: int = 0, **counts: int) -> Usage:
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, **counts)
 
 
 class TestRates:
@@ -40,6 +71,195 @@ class TestRates:
     def test_it_is_immutable(self) -> None:
         with pytest.raises(AttributeError):
             GPT_4O_MINI.input_per_1m = D("1")  # type: ignore[misc]
+
+    @pytest.mark.parametrize(
+        "name",
+        [
+            "cache_write_5m_per_1m",
+            "cache_write_1h_per_1m",
+            "long_input_per_1m",
+            "long_output_per_1m",
+            "long_cached_input_per_1m",
+        ],
+    )
+    def test_it_checks_the_cache_write_and_long_context_rates_like_the_others(self, name: str) -> None:
+        threshold = {"long_context_threshold": 10}
+        with pytest.raises(TypeError, match=f"{name} must be a Decimal"):
+            Rates(input_per_1m=D("1"), output_per_1m=D("1"), **threshold, **{name: 1.25})  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match=f"{name} must not be negative"):
+            Rates(input_per_1m=D("1"), output_per_1m=D("1"), **threshold, **{name: D("-1")})  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize("bad", [-1, 1.5, True, "200000"])
+    def test_the_threshold_is_a_non_negative_token_count(self, bad: object) -> None:
+        with pytest.raises((TypeError, ValueError), match="long_context_threshold"):
+            Rates(input_per_1m=D("1"), output_per_1m=D("1"), long_context_threshold=bad)  # type: ignore[arg-type]
+
+    def test_long_context_rates_without_a_threshold_are_refused(self) -> None:
+        with pytest.raises(ValueError, match="need a long_context_threshold"):
+            Rates(input_per_1m=D("1"), output_per_1m=D("1"), long_output_per_1m=D("2"))
+
+
+class TestCostOfUsage:
+    def test_plain_input_pays_the_input_rate_and_output_the_output_rate(self) -> None:
+        assert cost_of_usage(SONNET_1M, usage(1000, 200)) == Cost(D("0.003"), D("0.003"), D("0.006"))
+
+    def test_cached_input_pays_the_cached_rate(self) -> None:
+        # 400 x 3.00 + 600 x 0.30 per 1M.
+        assert cost_of_usage(SONNET_1M, usage(1000, cached_tokens=600)).input_cost == D("0.00138")
+
+    def test_5_minute_writes_pay_the_5_minute_rate(self) -> None:
+        # 600 x 3.00 + 400 x 3.75 per 1M.
+        assert cost_of_usage(SONNET_1M, usage(1000, cache_write_tokens=400)).input_cost == D("0.0033")
+
+    def test_1_hour_writes_pay_the_1_hour_rate(self) -> None:
+        # 600 x 3.00 + 100 x 3.75 + 300 x 6.00 per 1M.
+        cost = cost_of_usage(SONNET_1M, usage(1000, cache_write_tokens=400, cache_write_1h_tokens=300))
+        assert cost.input_cost == D("0.003975")
+
+    def test_every_component_at_once(self) -> None:
+        # 377 plain, 1000 read, 100 + 200 written, 65 out (thinking included).
+        shape = usage(1677, 65, cached_tokens=1000, cache_write_tokens=300, cache_write_1h_tokens=200)
+        assert cost_breakdown(SONNET_1M, shape) == CostBreakdown(
+            input=D("0.001131"),
+            cached=D("0.0003"),
+            cache_write_5m=D("0.000375"),
+            cache_write_1h=D("0.0012"),
+            output=D("0.000975"),
+        )
+        assert cost_of_usage(SONNET_1M, shape) == Cost(D("0.003006"), D("0.000975"), D("0.003981"))
+
+    def test_without_write_rates_writes_pay_the_input_rate(self) -> None:
+        shape = usage(1000, cache_write_tokens=400, cache_write_1h_tokens=100)
+        assert cost_of_usage(NO_CACHE_RATE, shape) == cost_of(NO_CACHE_RATE, 1000, 0)
+
+    def test_without_a_1_hour_rate_1_hour_writes_pay_the_5_minute_rate(self) -> None:
+        rates = Rates(input_per_1m=D("1"), output_per_1m=D("1"), cache_write_5m_per_1m=D("1.25"))
+        # 500 x 1 + 500 x 1.25 per 1M: the 1-hour part falls back to the 5-minute rate.
+        assert cost_of_usage(
+            rates, usage(1000, cache_write_tokens=500, cache_write_1h_tokens=500)
+        ).input_cost == D("0.001125")
+
+    def test_reasoning_tokens_are_output_and_are_not_counted_twice(self) -> None:
+        # completion_tokens already include reasoning (and Gemini thoughts): reasoning_tokens adds nothing.
+        assert cost_of_usage(GPT_4O_MINI, usage(0, 100, reasoning_tokens=80)).output_cost == D("0.00006")
+
+    def test_cost_of_is_cost_of_usage_without_cache_writes(self) -> None:
+        for prompt, completion, cached in [(23, 8, 0), (1000, 200, 600), (3, 0, 3)]:
+            shape = usage(prompt, completion, cached_tokens=cached)
+            assert cost_of(CLAUDE_SONNET, prompt, completion, cached) == cost_of_usage(CLAUDE_SONNET, shape)
+
+    def test_the_input_side_is_rounded_once_and_the_breakdown_adds_up_to_it(self) -> None:
+        # Each part is 0.00000000004: alone each rounds to 0, together 0.00000000016 rounds to 2E-10.
+        tiny = D("0.00004")
+        rates = Rates(
+            input_per_1m=tiny,
+            output_per_1m=D("0"),
+            cached_input_per_1m=tiny,
+            cache_write_5m_per_1m=tiny,
+            cache_write_1h_per_1m=tiny,
+        )
+        shape = usage(4, cached_tokens=1, cache_write_tokens=2, cache_write_1h_tokens=1)
+        parts = cost_breakdown(rates, shape)
+        assert cost_of_usage(rates, shape).input_cost == D("2E-10")
+        assert parts.input + parts.cached + parts.cache_write_5m + parts.cache_write_1h == D("2E-10")
+        assert parts.input_cost == D("2E-10") and parts.total == D("2E-10")
+        for amount in (parts.input, parts.cached, parts.cache_write_5m, parts.cache_write_1h, parts.output):
+            assert amount.as_tuple().exponent == -10
+
+    @pytest.mark.parametrize(
+        ("counts", "message"),
+        [
+            (
+                {"cached_tokens": 6, "cache_write_tokens": 5},
+                r"cached_tokens \+ cache_write_tokens \(11\) exceed",
+            ),
+            ({"cache_write_tokens": 11}, "exceed prompt_tokens"),
+            ({"cache_write_tokens": 2, "cache_write_1h_tokens": 3}, r"cache_write_1h_tokens \(3\) exceed"),
+            ({"cache_write_1h_tokens": -1}, "must not be negative"),
+        ],
+    )
+    def test_impossible_usage_is_refused(self, counts: dict[str, int], message: str) -> None:
+        with pytest.raises(ValueError, match=message):
+            cost_of_usage(SONNET_1M, usage(10, **counts))
+
+
+class TestLongContextTiers:
+    def test_a_prompt_at_the_threshold_pays_the_base_rates(self) -> None:
+        parts = cost_breakdown(SONNET_1M, usage(200_000, 1000))
+        assert not parts.long_context
+        assert (parts.input, parts.output) == (D("0.6"), D("0.015"))
+
+    def test_a_prompt_above_the_threshold_puts_every_token_on_the_long_tier(self) -> None:
+        # 200,001 prompt tokens: 100,001 plain at 6.00, 50,000 read at 0.60, 30,000 5-minute writes at
+        # 7.50 and 20,000 1-hour writes at 12.00 (1.25x and 2x the long input rate); output at 22.50.
+        shape = usage(
+            200_001, 1000, cached_tokens=50_000, cache_write_tokens=50_000, cache_write_1h_tokens=20_000
+        )
+        assert cost_breakdown(SONNET_1M, shape) == CostBreakdown(
+            input=D("0.600006"),
+            cached=D("0.03"),
+            cache_write_5m=D("0.225"),
+            cache_write_1h=D("0.24"),
+            output=D("0.0225"),
+            long_context=True,
+        )
+
+    def test_gemini_2_5_pro_above_200k_doubles_input_and_cache_reads(self) -> None:
+        # 250,000 prompt tokens, 50,000 of them cached; 1,000 output tokens (thoughts included).
+        cost = cost_of_usage(GEMINI_PRO, usage(250_000, 1000, cached_tokens=50_000, reasoning_tokens=800))
+        assert cost == Cost(input_cost=D("0.5125"), output_cost=D("0.015"), total=D("0.5275"))
+
+    def test_a_missing_long_rate_keeps_the_base_rate(self) -> None:
+        rates = Rates(
+            input_per_1m=D("1"),
+            output_per_1m=D("4"),
+            cached_input_per_1m=D("0.1"),
+            long_context_threshold=10,
+            long_output_per_1m=D("6"),
+        )
+        # No long input or cached rate: input and cache reads keep theirs, output switches.
+        parts = cost_breakdown(rates, usage(1_000_000, 1_000_000, cached_tokens=500_000))
+        assert (parts.input, parts.cached, parts.output) == (D("0.5"), D("0.05"), D("6"))
+
+    def test_without_a_cached_rate_cache_reads_pay_the_long_input_rate(self) -> None:
+        rates = Rates(
+            input_per_1m=D("1"), output_per_1m=D("1"), long_context_threshold=0, long_input_per_1m=D("2")
+        )
+        parts = cost_breakdown(rates, usage(1_000_000, cached_tokens=1_000_000, cache_write_tokens=0))
+        assert parts.cached == D("2")
+
+    def test_without_write_rates_long_tier_writes_pay_the_long_input_rate(self) -> None:
+        rates = Rates(
+            input_per_1m=D("1"), output_per_1m=D("1"), long_context_threshold=0, long_input_per_1m=D("2")
+        )
+        parts = cost_breakdown(
+            rates, usage(1_000_000, cache_write_tokens=1_000_000, cache_write_1h_tokens=400_000)
+        )
+        assert (parts.cache_write_5m, parts.cache_write_1h) == (D("1.2"), D("0.8"))
+
+    def test_with_no_long_input_rate_or_a_free_base_input_the_write_rates_are_not_scaled(self) -> None:
+        for base_input, long_input in [(D("1"), None), (D("0"), D("2"))]:
+            rates = Rates(
+                input_per_1m=base_input,
+                output_per_1m=D("1"),
+                cache_write_5m_per_1m=D("1.25"),
+                long_context_threshold=0,
+                long_input_per_1m=long_input,
+            )
+            parts = cost_breakdown(rates, usage(1_000_000, cache_write_tokens=1_000_000))
+            assert parts.cache_write_5m == D("1.25")
+
+    def test_a_scaled_write_rate_that_is_no_finite_decimal_still_prices_exactly(self) -> None:
+        # The long 5-minute rate is 0.00005 x 1 / 3 (0.0000166...): 3 such writes are exactly
+        # 0.00000000005, half a quantum, which rounds up; rounding the rate first would give 0.
+        rates = Rates(
+            input_per_1m=D("3"),
+            output_per_1m=D("0"),
+            cache_write_5m_per_1m=D("0.00005"),
+            long_context_threshold=0,
+            long_input_per_1m=D("1"),
+        )
+        assert cost_of_usage(rates, usage(3, cache_write_tokens=3)).input_cost == D("1E-10")
 
 
 class TestCostOf:
@@ -143,6 +363,28 @@ class TestWorstCaseCost:
     def test_zero(self) -> None:
         assert worst_case_cost(GPT_4O_MINI, 0, 0) == 0
 
+    def test_it_covers_a_prompt_written_to_the_cache_for_an_hour(self) -> None:
+        # Anthropic: the dearest prompt token is a 1-hour write (2x input).
+        assert worst_case_cost(SONNET_1M, 1000, 0) == D("0.006")
+        every_token_1h = usage(1000, cache_write_tokens=1000, cache_write_1h_tokens=1000)
+        assert cost_of_usage(SONNET_1M, every_token_1h).total == D("0.006")
+
+    def test_above_the_threshold_it_prices_at_the_long_tier(self) -> None:
+        # 200,001 prompt tokens at 12.00 (long 1-hour writes) + 1,000 output at 22.50.
+        assert worst_case_cost(SONNET_1M, 200_001, 1000) == D("2.400012") + D("0.0225")
+        assert worst_case_cost(SONNET_1M, 200_000, 1000) == D("1.2") + D("0.015")
+
+    def test_it_covers_a_scaled_write_rate_that_is_no_finite_decimal(self) -> None:
+        rates = Rates(
+            input_per_1m=D("3"),
+            output_per_1m=D("0"),
+            cache_write_1h_per_1m=D("1"),
+            long_context_threshold=0,
+            long_input_per_1m=D("1"),
+        )
+        shape = usage(7, cache_write_tokens=7, cache_write_1h_tokens=7)
+        assert cost_of_usage(rates, shape).total <= worst_case_cost(rates, 7, 0)
+
 
 class TestMaxOutputTokensAffordable:
     def test_it_finds_the_largest_count_that_fits(self) -> None:
@@ -187,6 +429,13 @@ class TestMaxOutputTokensAffordable:
         budget = D("1000000")
         n = max_output_tokens_affordable(rates, 12_345, budget)
         assert worst_case_cost(rates, 12_345, n) <= budget < worst_case_cost(rates, 12_345, n + 1)
+
+    def test_above_the_threshold_it_counts_the_long_output_rate(self) -> None:
+        budget = D("5")
+        n = max_output_tokens_affordable(SONNET_1M, 200_001, budget)
+        assert worst_case_cost(SONNET_1M, 200_001, n) <= budget < worst_case_cost(SONNET_1M, 200_001, n + 1)
+        # (5 - 2.400012) / 22.50 per 1M: 115,555 tokens, where the base 15.00 would have given 173,332.
+        assert n == 115_555
 
     def test_a_float_budget_is_refused(self) -> None:
         with pytest.raises(TypeError):
@@ -252,8 +501,21 @@ class TestInvariants:
         def rate() -> Decimal:
             return Decimal(rng.randint(0, 10**12)).scaleb(-10)  # 0 .. 100 with ten decimals
 
-        cached = rate() if rng.random() < 0.7 else None
-        return Rates(input_per_1m=rate(), output_per_1m=rate(), cached_input_per_1m=cached)
+        def maybe(chance: float) -> Decimal | None:
+            return rate() if rng.random() < chance else None
+
+        long_tier = rng.random() < 0.5
+        return Rates(
+            input_per_1m=rate(),
+            output_per_1m=rate(),
+            cached_input_per_1m=maybe(0.7),
+            cache_write_5m_per_1m=maybe(0.5),
+            cache_write_1h_per_1m=maybe(0.5),
+            long_context_threshold=rng.choice([0, 1000, 200_000]) if long_tier else None,
+            long_input_per_1m=maybe(0.8) if long_tier else None,
+            long_output_per_1m=maybe(0.8) if long_tier else None,
+            long_cached_input_per_1m=maybe(0.5) if long_tier else None,
+        )
 
     def test_the_actual_cost_never_exceeds_the_worst_case(self) -> None:
         rng = random.Random(20251016)
@@ -261,17 +523,24 @@ class TestInvariants:
             rates = self._random_rates(rng)
             prompt = rng.randint(0, 2_000_000)
             cached = rng.randint(0, prompt)
+            written = rng.randint(0, prompt - cached)
             max_out = rng.randint(0, 200_000)
-            completion = rng.randint(0, max_out)
-            assert cost_of(rates, prompt, completion, cached).total <= worst_case_cost(rates, prompt, max_out)
+            shape = usage(
+                prompt,
+                rng.randint(0, max_out),
+                cached_tokens=cached,
+                cache_write_tokens=written,
+                cache_write_1h_tokens=rng.randint(0, written),
+            )
+            assert cost_of_usage(rates, shape).total <= worst_case_cost(rates, prompt, max_out)
 
     def test_the_affordable_count_is_the_largest_that_fits(self) -> None:
         rng = random.Random(7)
         for _ in range(500):
             rates = self._random_rates(rng)
-            if rates.output_per_1m == 0:
+            prompt = rng.randint(0, 400_000)
+            if rates.tier(prompt).output == 0:
                 continue
-            prompt = rng.randint(0, 200_000)
             budget = Decimal(rng.randint(0, 10**9)).scaleb(-rng.randint(4, 12))
             n = max_output_tokens_affordable(rates, prompt, budget)
             if n == 0:
