@@ -25,7 +25,9 @@ from analytics.usage import UsageSummary as UsageSummary
 from analytics.usage import latency_bucket as latency_bucket
 from analytics.usage import percentile_from_histogram as percentile_from_histogram
 from budgets.models import Budget
+from providers.adapters.base import Usage
 from providers.models import Model, ModelPrice
+from providers.pricing import CostBreakdown, cost_breakdown
 from routing.models import Comparison, GatewayRequest
 from routing.pipeline.types import DOORS
 
@@ -57,6 +59,24 @@ def request_get(*, request_id: str, user_id: int | None) -> GatewayRequest | Non
     if user_id is not None:
         qs = qs.filter(user_id=user_id)
     return qs.filter(pk=request_id).first()
+
+
+def request_cost_breakdown(row: GatewayRequest) -> CostBreakdown | None:
+    """Where the request's money went, at the price row it was charged at (None for a hit or an unpriced row)."""
+    if row.price is None or row.cached or row.status not in ("success", "error"):
+        return None
+    usage = Usage(
+        prompt_tokens=row.input_tokens,
+        completion_tokens=row.output_tokens,
+        cached_tokens=row.cached_tokens,
+        reasoning_tokens=row.reasoning_tokens,
+        cache_write_tokens=row.cache_write_tokens,
+        cache_write_1h_tokens=row.cache_write_1h_tokens,
+    )
+    try:
+        return cost_breakdown(row.price.rates, usage)
+    except ValueError:
+        return None  # counts the price arithmetic refuses; the stored totals stand on their own
 
 
 def request_filter_choices() -> dict[str, list[str]]:

@@ -28,6 +28,7 @@ from analytics.selectors import (
     model_list_with_prices,
     overview_get,
     request_filter_choices,
+    request_cost_breakdown,
     request_get,
     request_list,
     request_page,
@@ -130,7 +131,12 @@ def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
     row = request_get(request_id=request_id, user_id=None if request.user.is_staff else _uid(request))
     if row is None:
         raise Http404("No such request")
-    context = {"nav": "requests", "row": row, "retention_days": settings.ROUTER_LOG_RETENTION_DAYS}
+    context = {
+        "nav": "requests",
+        "row": row,
+        "breakdown": request_cost_breakdown(row),
+        "retention_days": settings.ROUTER_LOG_RETENTION_DAYS,
+    }
     return _render(request, "analytics/request_detail.html", "body", context)
 
 

@@ -1,19 +1,23 @@
 """Budget writes: reserve the worst case before a provider call, settle to the actual cost after.
 
-Reservations are one conditional UPDATE on the budget row (atomic in PostgreSQL under any concurrency, from
-any number of processes) plus a ledger row. Settling happens inside the caller's transaction, the one that
-writes the request log row, so the log's costs and the budget's spending can never disagree.
+Every write that changes an amount locks the budget row, works the new amounts out in Decimal and writes
+them, so a reservation is atomic under any concurrency, from any number of processes (the row lock on
+PostgreSQL; on SQLite the IMMEDIATE transactions of the embedded settings serialise writers). The sums
+are never left to the database: SQLite keeps NUMERIC as floating point, where 0.0125 + 0.0075 + 0.0098325
+held and freed again leaves -3.5e-18 and trips the not-negative check. Settling happens inside the
+caller's transaction, the one that writes the request log row, so the log's costs and the budget's
+spending can never disagree.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from budgets.models import Budget, Reservation
@@ -22,6 +26,9 @@ from config.api_errors import BudgetExceeded, InvalidRequest
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
 CENT = Decimal("0.01")
+MONEY_PLACES = Decimal("1E-10")  # the money columns' NUMERIC(20, 10)
+# Digits enough that adding or subtracting amounts is exact: only the quantize to the column rounds.
+EXACT = Context(prec=100)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +75,31 @@ def month_start(moment: datetime) -> datetime:
 def next_month_start(moment: datetime) -> datetime:
     start = month_start(moment)
     return (start + timedelta(days=32)).replace(day=1)
+
+
+def _money(value: Decimal) -> Decimal:
+    """As NUMERIC(20, 10) stores it on PostgreSQL: ten places, halves rounded away from zero."""
+    return value.quantize(MONEY_PLACES, rounding=ROUND_HALF_UP)
+
+
+def _plus(total: Decimal, amount: Decimal) -> Decimal:
+    return _money(EXACT.add(total, amount))
+
+
+def _minus(total: Decimal, amount: Decimal) -> Decimal:
+    return _money(EXACT.subtract(total, amount))
+
+
+def _budget_locked(*, user_id: int) -> Budget | None:
+    """The budget row, locked until the caller's transaction ends, with the amounts as they are now."""
+    return Budget.objects.select_for_update().filter(user_id=user_id).first()
+
+
+def _fits(budget: Budget, amount: Decimal) -> bool:
+    total_after = EXACT.add(EXACT.add(budget.spent_usd, budget.reserved_usd), amount)
+    return all(
+        limit is None or limit >= total_after for limit in (budget.own_limit_usd, budget.admin_limit_usd)
+    )
 
 
 def _state(budget: Budget) -> BudgetState:
@@ -159,13 +191,11 @@ def _reserve(budget: Budget, *, amount: Decimal, request_id: str, idempotency_ke
         existing = Reservation.objects.select_for_update().filter(idempotency_key=idempotency_key).first()
         if existing is not None and existing.status in (Reservation.Status.OPEN, Reservation.Status.SETTLED):
             return existing
-    total_after = F("spent_usd") + F("reserved_usd") + amount
-    fits = (Q(own_limit_usd__isnull=True) | Q(own_limit_usd__gte=total_after)) & (
-        Q(admin_limit_usd__isnull=True) | Q(admin_limit_usd__gte=total_after)
-    )
-    if not Budget.objects.filter(pk=budget.pk).filter(fits).update(reserved_usd=F("reserved_usd") + amount):
-        budget.refresh_from_db()
-        raise _refusal(_state(budget), amount)
+    # Locked, checked and written in one transaction: no other hold can land between the check and the write.
+    locked = Budget.objects.select_for_update().get(pk=budget.pk)
+    if not _fits(locked, amount):
+        raise _refusal(_state(locked), amount)
+    Budget.objects.filter(pk=budget.pk).update(reserved_usd=_plus(locked.reserved_usd, amount))
     expires_at = timezone.now() + timedelta(seconds=settings.ROUTER_RESERVATION_TTL_S)
     if existing is not None:
         Reservation.objects.filter(pk=existing.pk).update(
@@ -201,9 +231,12 @@ def budget_settle(*, reservation_id: int, actual_cost: Decimal) -> None:
         Reservation.objects.filter(pk=reservation_id).update(
             status=Reservation.Status.SETTLED, settled_usd=actual_cost, closed_at=timezone.now()
         )
-        Budget.objects.filter(user_id=reservation.user_id).update(
-            spent_usd=F("spent_usd") + actual_cost, reserved_usd=F("reserved_usd") - held
-        )
+        budget = _budget_locked(user_id=reservation.user_id)
+        if budget is not None:
+            Budget.objects.filter(pk=budget.pk).update(
+                spent_usd=_plus(budget.spent_usd, actual_cost),
+                reserved_usd=_minus(budget.reserved_usd, held),
+            )
 
 
 def budget_release(*, reservation_id: int) -> None:
@@ -215,15 +248,20 @@ def budget_release(*, reservation_id: int) -> None:
         Reservation.objects.filter(pk=reservation_id).update(
             status=Reservation.Status.RELEASED, settled_usd=ZERO, closed_at=timezone.now()
         )
-        Budget.objects.filter(user_id=reservation.user_id).update(
-            reserved_usd=F("reserved_usd") - reservation.amount_usd
-        )
+        budget = _budget_locked(user_id=reservation.user_id)
+        if budget is not None:
+            Budget.objects.filter(pk=budget.pk).update(
+                reserved_usd=_minus(budget.reserved_usd, reservation.amount_usd)
+            )
 
 
 def budget_charge(*, user_id: int, amount: Decimal) -> None:
     """Adds spending that had no reservation (never refused: the money is already spent)."""
     budget_get_or_create(user_id=user_id)
-    Budget.objects.filter(user_id=user_id).update(spent_usd=F("spent_usd") + amount)
+    with transaction.atomic():
+        budget = _budget_locked(user_id=user_id)
+        if budget is not None:
+            Budget.objects.filter(pk=budget.pk).update(spent_usd=_plus(budget.spent_usd, amount))
 
 
 def reservations_expire(*, now: datetime | None = None) -> int:
@@ -237,16 +275,17 @@ def reservations_expire(*, now: datetime | None = None) -> int:
     overdue = Reservation.objects.filter(status=Reservation.Status.OPEN, expires_at__lt=moment)
     for reservation_id, user_id in overdue.values_list("pk", "user_id"):
         with transaction.atomic():
-            Budget.objects.select_for_update().filter(user_id=user_id).first()
+            budget = _budget_locked(user_id=user_id)
             reservation = Reservation.objects.select_for_update().get(pk=reservation_id)
             if reservation.status != Reservation.Status.OPEN or reservation.expires_at >= moment:
                 continue  # settled, released or held anew since the listing
             Reservation.objects.filter(pk=reservation_id).update(
                 status=Reservation.Status.EXPIRED, settled_usd=ZERO, closed_at=moment
             )
-            Budget.objects.filter(user_id=user_id).update(
-                reserved_usd=F("reserved_usd") - reservation.amount_usd
-            )
+            if budget is not None:
+                Budget.objects.filter(pk=budget.pk).update(
+                    reserved_usd=_minus(budget.reserved_usd, reservation.amount_usd)
+                )
             released += 1
     return released
 

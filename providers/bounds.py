@@ -21,39 +21,35 @@ MESSAGE_FRAMING_BOUND = 16  # role markers, separators, name: OpenAI's cookbook 
 REQUEST_FRAMING_BOUND = 64  # reply priming, tool-use system preambles
 
 
-def _json_bytes(value: Any) -> int:
-    return len(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=str))
+IMAGE_TYPES = frozenset({"image_url", "input_image", "image"})
 
 
-def _content_bound(content: Any) -> int:
-    if content is None:
-        return 0
-    if isinstance(content, str):
-        return len(content.encode())
-    if not isinstance(content, list):
-        return _json_bytes(content)
-    total = 0
-    for part in content:
-        if isinstance(part, Mapping) and part.get("type") in ("image_url", "input_image", "image"):
-            total += IMAGE_TOKENS_BOUND  # the picture's bytes are not its tokens
-        elif isinstance(part, Mapping) and isinstance(part.get("text"), str):
-            total += len(part["text"].encode())
-        else:
-            total += _json_bytes(part)
-    return total
+def value_bound(value: Any) -> int:
+    """The UTF-8 length of a JSON value as sent (keys, strings and punctuation), an image as its allowance."""
+    if isinstance(value, str):
+        return len(value.encode()) + 2
+    if isinstance(value, Mapping):
+        if value.get("type") in IMAGE_TYPES:
+            return IMAGE_TOKENS_BOUND  # the picture's bytes are not its tokens
+        return 2 + sum(value_bound(str(key)) + 1 + value_bound(item) + 1 for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return 2 + sum(value_bound(item) + 1 for item in value)
+    return len(orjson.dumps(value, default=str))
 
 
 def prompt_tokens_bound(
-    messages: Iterable[Mapping[str, Any]], *, tools: Sequence[Mapping[str, Any]] | None = None
+    messages: Iterable[Mapping[str, Any]],
+    *,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    native: Mapping[str, Any] | None = None,
 ) -> int:
+    """Messages and tools as sent; a native body (a door's own dialect) counts whole, since it can carry
+    more than the canonical form keeps (thinking blocks, server tools, cache markers)."""
     total = REQUEST_FRAMING_BOUND
     for message in messages:
-        total += MESSAGE_FRAMING_BOUND + _content_bound(message.get("content"))
-        for key in ("name", "tool_call_id"):
-            if isinstance(message.get(key), str):
-                total += len(message[key].encode())
-        if message.get("tool_calls"):
-            total += _json_bytes(message["tool_calls"])
+        total += MESSAGE_FRAMING_BOUND + value_bound(dict(message))
     if tools:
-        total += _json_bytes(list(tools))
+        total += value_bound(list(tools))
+    if native is not None:
+        total = max(total, REQUEST_FRAMING_BOUND + value_bound(dict(native)))
     return total

@@ -190,6 +190,14 @@ class GatewayRequest(models.Model):
     output_tokens = models.PositiveIntegerField(default=0)
     total_tokens = models.PositiveIntegerField(default=0)
     cached_tokens = models.PositiveIntegerField(default=0)
+    cache_write_tokens = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Prompt tokens written to the vendor's cache (priced above input)."
+    )
+    cache_write_1h_tokens = models.PositiveIntegerField(
+        default=0,
+        db_default=0,
+        help_text="The part of the cache writes kept for an hour (priced higher still).",
+    )
     reasoning_tokens = models.PositiveIntegerField(default=0)
     input_cost_usd = models.DecimalField(**MONEY, default=0)
     output_cost_usd = models.DecimalField(**MONEY, default=0)

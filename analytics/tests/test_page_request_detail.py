@@ -105,3 +105,20 @@ def test_an_unsettled_row_says_why_it_was_charged_at_the_hold(client, alice):
     client.force_login(alice)
     html = client.get(url(row)).content.decode()
     assert "Unsettled" in html and "charged at the hold" in html
+
+
+def test_the_cost_card_breaks_the_charge_down_by_cached_input_cache_writes_and_output(client, alice, catalog):
+    from providers.models import ModelPrice
+
+    price = ModelPrice.objects.filter(model__model_id="claude-sonnet-4-5-20250929").latest("effective_from")
+    row = GatewayRequestFactory(
+        user=alice, price=price, input_tokens=1000, cached_tokens=200, cache_write_tokens=300,
+        cache_write_1h_tokens=100, output_tokens=50, reasoning_tokens=10,
+    )  # fmt: skip
+    client.force_login(alice)
+    html = client.get(url(row)).content.decode()
+    # Sonnet 4.5: $3 input, $0.30 cached, $3.75 5-minute writes, $6 1-hour writes, $15 output per 1M tokens.
+    assert "Plain input" in html and "$0.00150000" in html  # 500 plain x $3
+    assert "$0.00006000" in html  # 200 cached x $0.30
+    assert "$0.00075000" in html and "$0.00060000" in html  # 200 x $3.75 and 100 x $6
+    assert "$0.00075000" in html and "10 reasoning" in html  # 50 output x $15

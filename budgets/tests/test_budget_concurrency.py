@@ -12,9 +12,9 @@ from django.db.models import Sum
 
 from budgets.models import Budget, Reservation
 from budgets.services import budget_get_or_create
+from providers.bounds import prompt_tokens_bound
 from providers.catalog import catalog_get
 from providers.pricing import worst_case_cost
-from providers.tokens import count_message_tokens
 from routing.models import GatewayRequest
 
 pytestmark = pytest.mark.e2e
@@ -30,10 +30,10 @@ def _messages(index: int) -> list[dict[str, str]]:
 
 
 def _worst_case(index: int) -> Decimal:
-    """What the gateway reserves per request: the prompt estimate at the input rate + max_tokens at output."""
+    """What the gateway reserves per request: the prompt's upper bound at the input rate + max_tokens at output."""
     model = catalog_get(fresh=True).by_name(MODEL)
     assert model is not None and model.rates is not None
-    prompt_tokens = count_message_tokens(_messages(index), model.model_id, model.provider).tokens
+    prompt_tokens = min(prompt_tokens_bound(_messages(index)), model.context_window)
     return worst_case_cost(model.rates, prompt_tokens, MAX_TOKENS)
 
 

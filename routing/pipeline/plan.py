@@ -7,6 +7,7 @@ from decimal import Decimal
 from django.utils import timezone
 
 from config.api_errors import InvalidRequest, PayloadTooLarge
+from providers.bounds import prompt_tokens_bound
 from providers.catalog import Catalog, CatalogModel, acatalog_get
 from providers.tokens import count_message_tokens
 from routing import engine, health
@@ -105,6 +106,13 @@ async def completion_plan(*, caller: Caller, inp: CompletionInput, request_id: s
         raise InvalidRequest(str(exc), param="model", code="no_model_fits") from exc
     except ValueError as exc:
         raise InvalidRequest(str(exc), param="model", code="invalid_value") from exc
+    native = inp.native.body if inp.native is not None else None
     return CompletionRun(
-        caller=caller, inp=inp, request_id=request_id, catalog=catalog, plan=plan, prompt_tokens=prompt_tokens
+        caller=caller,
+        inp=inp,
+        request_id=request_id,
+        catalog=catalog,
+        plan=plan,
+        prompt_tokens=prompt_tokens,
+        prompt_bound=prompt_tokens_bound(inp.messages, tools=inp.tools, native=native),
     )

@@ -15,7 +15,7 @@ from django.utils import timezone
 from config.api_errors import ApiError
 from providers.adapters.base import Usage
 from providers.catalog import CatalogModel
-from providers.pricing import cost_of
+from providers.pricing import cost_of_usage
 from routing import metrics
 from routing.models import Attempt, GatewayRequest
 from routing.pipeline.journal import JournalEntry
@@ -43,7 +43,7 @@ def charge_for(run: CompletionRun, model: CatalogModel, usage: Usage) -> Charge:
             anomalies=checked.anomalies,
         )
     usage = checked.usage
-    cost = cost_of(model.rates, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
+    cost = cost_of_usage(model.rates, usage)
     return Charge(usage=usage, cost=cost, price_id=model.price_id, anomalies=checked.anomalies)
 
 
@@ -108,6 +108,8 @@ def _log_rows(run: CompletionRun, outcome: Outcome) -> tuple[GatewayRequest, lis
         output_tokens=charge.usage.completion_tokens if charge else 0,
         total_tokens=charge.usage.total_tokens if charge else 0,
         cached_tokens=charge.usage.cached_tokens if charge else 0,
+        cache_write_tokens=charge.usage.cache_write_tokens if charge else 0,
+        cache_write_1h_tokens=charge.usage.cache_write_1h_tokens if charge else 0,
         reasoning_tokens=charge.usage.reasoning_tokens if charge else 0,
         input_cost_usd=charge.cost.input_cost if charge else ZERO,
         output_cost_usd=charge.cost.output_cost if charge else ZERO,

@@ -19,7 +19,7 @@ from routing.pipeline.writes import pending_statement
 def worst_case(run: CompletionRun, model: CatalogModel, max_tokens: int | None) -> Decimal:
     assert model.rates is not None
     output = max_tokens or model.max_output_tokens
-    return worst_case_cost(model.rates, run.prompt_tokens[model.model_id], output)
+    return worst_case_cost(model.rates, run.held_prompt(model), output)
 
 
 async def reserve(run: CompletionRun, model: CatalogModel, *, first: bool) -> None:
@@ -44,7 +44,7 @@ async def reserve(run: CompletionRun, model: CatalogModel, *, first: bool) -> No
         assert model.rates is not None
         remaining = state.remaining if state.remaining is not None else ZERO
         affordable = max_output_tokens_affordable(
-            model.rates, run.prompt_tokens[model.model_id], remaining, limit=model.max_output_tokens
+            model.rates, run.held_prompt(model), remaining, limit=model.max_output_tokens
         )
         if affordable < 1:
             raise

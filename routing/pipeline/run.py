@@ -55,7 +55,8 @@ class CompletionRun:
     request_id: str
     catalog: Catalog
     plan: engine.Plan
-    prompt_tokens: dict[str, int]  # per model id: the estimate used for fit, cost and reservations
+    prompt_tokens: dict[str, int]  # per model id: the estimate that fit and ranking are judged on
+    prompt_bound: int = 0  # a true upper bound of the prompt, whatever the tokenizer: what holds are sized by
     started: float = field(default_factory=time.monotonic)
     created_at: datetime = field(default_factory=timezone.now)
     attempts: list[AttemptRecord] = field(default_factory=list)
@@ -80,6 +81,10 @@ class CompletionRun:
         """Time spent in the router rather than waiting for a provider."""
         upstream = sum(a.latency_ms for a in self.attempts)
         return max((time.monotonic() - self.started) * 1000 - upstream, 0.0)
+
+    def held_prompt(self, model: CatalogModel) -> int:
+        """The prompt tokens a hold covers: the bound, but never beyond what the model can take."""
+        return min(max(self.prompt_bound, self.prompt_tokens.get(model.model_id, 0)), model.context_window)
 
     def model(self, model_id: str) -> CatalogModel:
         found = self.catalog.by_name(model_id)

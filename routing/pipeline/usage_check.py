@@ -39,6 +39,7 @@ def usage_checked(usage: Usage, *, max_prompt: int, max_output: int) -> CheckedU
     completion = _bounded("completion_tokens", usage.completion_tokens, max_output, anomalies)
     cached = _bounded("cached_tokens", usage.cached_tokens, prompt, anomalies)
     written = _bounded("cache_write_tokens", usage.cache_write_tokens, prompt - cached, anomalies)
+    written_1h = _bounded("cache_write_1h_tokens", usage.cache_write_1h_tokens, written, anomalies)
     reasoning = _bounded("reasoning_tokens", usage.reasoning_tokens, completion, anomalies)
     if not anomalies:
         return CheckedUsage(usage)
@@ -48,11 +49,8 @@ def usage_checked(usage: Usage, *, max_prompt: int, max_output: int) -> CheckedU
         cached_tokens=cached,
         reasoning_tokens=reasoning,
         cache_write_tokens=written,
+        cache_write_1h_tokens=written_1h,
     )
-    # Other fields a vendor reports (e.g. the 1-hour part of the cache writes) stay within their bounds.
-    for extra in ("cache_write_1h_tokens",):
-        if hasattr(usage, extra):
-            setattr(checked, extra, min(max(getattr(usage, extra), 0), written))
     return CheckedUsage(checked, anomalies)
 
 

@@ -183,6 +183,9 @@ async def an_outcome_for_a_closed_row_changes_nothing(user_id: int) -> dict[str,
     # Created long ago, so the closing job takes it (and no fresh row of another case).
     row = _pending_row(user_id, "req_c_closed", age_s=2 * 3600)
     hold = await _reserve(user_id, "req_c_closed", with_row=row)
+    # Its process died: nobody renewed the hold, which expired long ago.
+    expired = timezone.now() - timedelta(hours=1)
+    await run_orm(lambda: Reservation.objects.filter(pk=hold).update(expires_at=expired))
     closed = await run_orm(requests_close_stale)
     written = await write_outcome(_outcome(user_id, "req_c_closed", settle=[(hold, COST)], release=[]))
     return {"closed": closed, "written": written}
