@@ -280,7 +280,8 @@ def test_an_answer_shortened_to_fit_the_budget_never_serves_the_full_request(
     e2e, alice_key, alice, fake_upstream
 ):
     body = {**BODY, "model": "gpt-4o", "max_tokens": 4000, "budget_policy": "fit"}
-    budget_limit_set(user_id=alice.pk, limit_usd=Decimal("0.0001"))
+    # Room for the prompt's upper bound and some output, far from 4,000 tokens of it.
+    budget_limit_set(user_id=alice.pk, limit_usd=Decimal("0.001"))
     fitted = _ok(e2e, alice_key, body)
     applied = fitted.json()["max_tokens_applied"]
     assert fitted.json()["budget_fitted"] is True and applied < 4000
