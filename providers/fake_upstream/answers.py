@@ -82,14 +82,16 @@ def content_text(content: Any, *, nested: bool = True) -> str:
     return "\n".join(texts)
 
 
-def count_prompt_tokens(message_texts: list[str]) -> int:
+def count_prompt_tokens(message_texts: list[str], counting: str = "chars") -> int:
+    if counting == "words":
+        return 10 + sum(len(text.split()) for text in message_texts)
     chars = sum(len(text) for text in message_texts)
     return math.ceil(chars / CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE * len(message_texts)
 
 
 def compose_answer(prompt: Prompt, fault: Fault = NO_FAULT) -> Answer:
     """The answer to a prompt: the same prompt and rules always give the same text and counts."""
-    prompt_tokens = count_prompt_tokens(prompt.message_texts)
+    prompt_tokens = count_prompt_tokens(prompt.message_texts, fault.prompt_counting)
     cached = min(fault.cached_tokens, prompt_tokens)
     written = min(fault.cache_write_tokens, prompt_tokens - cached)
     counts: dict[str, Any] = {

@@ -20,6 +20,9 @@ RULE_FIELDS: dict[str, tuple[type, ...]] = {
     "message": (str,),
     "error_type": (str,),
     "error_code": (str,),
+    # How the fake counts prompt tokens: "chars" (4 characters a token, the default) or "words" (10 + words),
+    # so tests can check that budget holds bound a vendor's count whatever its tokenizer.
+    "prompt_counting": (str,),
 }
 
 
@@ -41,6 +44,7 @@ class Fault:
     message: str | None = None
     error_type: str | None = None
     error_code: str | None = None
+    prompt_counting: str = "chars"
 
     @property
     def is_error(self) -> bool:
@@ -98,6 +102,8 @@ def parse_rule(raw: Any) -> Rule:
         raise RuleError("'status' must be an HTTP status code")
     if settings.get("chunks") == 0:
         raise RuleError("'chunks' must be at least 1")
+    if settings.get("prompt_counting", "chars") not in ("chars", "words"):
+        raise RuleError("'prompt_counting' must be 'chars' or 'words'")
     return Rule(model=model, settings=settings, times=times)
 
 
