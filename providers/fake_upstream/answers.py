@@ -94,13 +94,17 @@ def compose_answer(prompt: Prompt, fault: Fault = NO_FAULT) -> Answer:
     prompt_tokens = count_prompt_tokens(prompt.message_texts, fault.prompt_counting)
     cached = min(fault.cached_tokens, prompt_tokens)
     written = min(fault.cache_write_tokens, prompt_tokens - cached)
+    # Like the vendors, the output limit covers reasoning too: thinking leaves the rest for the answer.
+    reasoning = _reasoning_tokens(prompt.model, fault)
+    if prompt.max_tokens is not None:
+        reasoning = min(reasoning, max(prompt.max_tokens - 1, 0))
     counts: dict[str, Any] = {
         "model": prompt.model,
         "prompt_tokens": prompt_tokens,
         "cached_tokens": cached,
         "cache_write_tokens": written,
         "cache_write_1h_tokens": min(fault.cache_write_1h_tokens, written),
-        "reasoning_tokens": _reasoning_tokens(prompt.model, fault),
+        "reasoning_tokens": reasoning,
         "chunks": fault.chunks,
     }
     tool = _chosen_tool(prompt)
@@ -117,8 +121,9 @@ def compose_answer(prompt: Prompt, fault: Fault = NO_FAULT) -> Answer:
     if fault.chunks and len(words) < fault.chunks:
         words += [FILLER[i % len(FILLER)] for i in range(fault.chunks - len(words))]
     finish = "stop"
-    if prompt.max_tokens is not None and prompt.max_tokens < len(words):
-        words = words[: prompt.max_tokens]
+    room = None if prompt.max_tokens is None else prompt.max_tokens - reasoning
+    if room is not None and room < len(words):
+        words = words[:room]
         finish = "length"
     return Answer(
         text=" ".join(words),
