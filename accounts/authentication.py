@@ -1,8 +1,11 @@
 """API-key authentication for /v1: a hash lookup behind a short in-process cache, for DRF and async views.
 
 Addresses that keep presenting bad keys are slowed down: past ROUTER_AUTH_FAILURES_PER_MINUTE failures in
-a minute, an address gets 429 without its key being looked up, until the minute is over. The count lives
-in the Django cache (Redis), so every web process sees the same one.
+a minute, a bad key from that address gets 429 instead of 401 until the minute is over. Only failures are
+slowed down: a valid key is served whatever its address's count, since many callers can share one address
+(a NAT, an office proxy) and one of them guessing must not lock the others out. A valid key is cheap to
+recognize (the key cache, else one indexed lookup) and a hash already known bad skips the lookup. The count
+lives in the Django cache (Redis), so every web process sees the same one.
 """
 
 from __future__ import annotations
@@ -106,18 +109,24 @@ def _failures_key(client_ip: str, window: int) -> str:
     return f"router:auth-failures:{client_ip}:{window}"
 
 
-def _refuse_if_too_many_failures(client_ip: str | None) -> None:
-    """429 for an address past its failures for this minute. A cache that is down slows nobody down."""
+def _count_failure(client_ip: str | None) -> None:
+    """Counts a failed attempt; past the address's limit for this minute, 429 with Retry-After instead of 401.
+
+    The increment is the check, so concurrent failures in many processes never slip past the limit. A cache
+    that is down slows nobody down.
+    """
     limit = settings.ROUTER_AUTH_FAILURES_PER_MINUTE
     if not limit or not client_ip:
         return
     now = time.time()
+    key = _failures_key(client_ip, int(now // FAILURE_WINDOW_S))
     try:
-        failures = cache.get(_failures_key(client_ip, int(now // FAILURE_WINDOW_S)), 0)
+        cache.add(key, 0, timeout=FAILURE_WINDOW_S * 2)
+        failures = cache.incr(key)
     except Exception:  # noqa: BLE001 - the cache (Redis) unreachable: keys are still checked, just not counted
         logger.warning("failed-key counter unavailable; not slowing down")
         return
-    if failures >= limit:
+    if failures > limit:
         retry_after = int(FAILURE_WINDOW_S - now % FAILURE_WINDOW_S) + 1
         raise RateLimited(
             f"Too many requests with an invalid API key from this address; retry in {retry_after} s.",
@@ -126,20 +135,10 @@ def _refuse_if_too_many_failures(client_ip: str | None) -> None:
         )
 
 
-def _count_failure(client_ip: str | None) -> None:
-    if not settings.ROUTER_AUTH_FAILURES_PER_MINUTE or not client_ip:
-        return
-    key = _failures_key(client_ip, int(time.time() // FAILURE_WINDOW_S))
-    try:
-        cache.add(key, 0, timeout=FAILURE_WINDOW_S * 2)
-        cache.incr(key)
-    except Exception:  # noqa: BLE001 - see _refuse_if_too_many_failures
-        logger.warning("failed-key counter unavailable; not counting")
-
-
 def principal_for_key(raw_key: str | None, *, client_ip: str | None = None) -> Principal:
-    """Raises AuthenticationFailed for a missing, unknown, revoked or expired key or an inactive user, and
-    RateLimited (429) for an address with too many such failures this minute, before looking the key up.
+    """Raises AuthenticationFailed for a missing, unknown, revoked or expired key or an inactive user, or
+    RateLimited (429) instead when the address has had too many such failures this minute. A valid key is
+    never refused here, whatever its address's failures.
 
     `client_ip` defaults to the address of the request being served (see config.middleware).
     """
@@ -149,17 +148,13 @@ def principal_for_key(raw_key: str | None, *, client_ip: str | None = None) -> P
         )
     key_hash = api_key_hash(raw_key)
     hit, principal = _cached(key_hash)
-    if principal is not None:
-        return principal
-    client_ip = client_ip or client_ip_var.get()
-    _refuse_if_too_many_failures(client_ip)
-    if not hit:
+    if not hit:  # a hash remembered as bad is not looked up again
         principal = _lookup(key_hash)
         _remember(key_hash, principal)
-    if principal is None:
-        _count_failure(client_ip)
-        raise AuthenticationFailed(INVALID_KEY)
-    return principal
+    if principal is not None:
+        return principal
+    _count_failure(client_ip or client_ip_var.get())
+    raise AuthenticationFailed(INVALID_KEY)
 
 
 async def aprincipal_for_key(raw_key: str | None, *, client_ip: str | None = None) -> Principal:

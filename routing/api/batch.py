@@ -9,12 +9,13 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from config.api_errors import api_methods
+from config.api_errors import ApiError, api_methods
 from config.db import run_orm
 from routing import engine
 from routing.api.body import parse_json_body
 from routing.api.compare import authenticated, json_response, validated
 from routing.api.serializers import MessageSerializer, StrictBooleanField
+from routing.ratelimit import rate_limit_check, rate_limit_release
 from routing.services.batches import MAX_ITEMS, batch_create, batch_get, batch_summary, batch_wait
 
 
@@ -55,7 +56,7 @@ class BatchInputSerializer(serializers.Serializer):
 @csrf_exempt
 @api_methods("POST")
 async def chat_batch(request: HttpRequest) -> HttpResponseBase:
-    principal = await authenticated(request)
+    principal = await authenticated(request, limited=False)
     data = parse_json_body(request)
     fields = validated(BatchInputSerializer, data)
     assert isinstance(data, dict)
@@ -65,17 +66,24 @@ async def chat_batch(request: HttpRequest) -> HttpResponseBase:
     ]
     model = fields.get("model")
     mode = engine.MODE_COST if model == engine.AUTO_MODEL else fields["mode"]
-    batch = await run_orm(
-        batch_create,
-        user_id=principal.user_id,
-        requests=requests,
-        model=None if model == engine.AUTO_MODEL else model,
-        mode=mode,
-        temperature=fields.get("temperature"),
-        max_tokens=fields.get("max_tokens"),
-        api_key_id=principal.key_id,
-        cache_group=principal.cache_group,
-    )
+    # A batch of N is N requests against the key's requests per minute, all admitted or none (429): its
+    # items run in workers, past any door's check.
+    admitted = await rate_limit_check(principal, requests=len(requests))
+    try:
+        batch = await run_orm(
+            batch_create,
+            user_id=principal.user_id,
+            requests=requests,
+            model=None if model == engine.AUTO_MODEL else model,
+            mode=mode,
+            temperature=fields.get("temperature"),
+            max_tokens=fields.get("max_tokens"),
+            api_key_id=principal.key_id,
+            cache_group=principal.cache_group,
+        )
+    except ApiError:
+        await rate_limit_release(admitted)  # refused (400): none of its items will run
+        raise
     if not fields["wait"]:
         return json_response(batch_summary(batch), status=202)
     done = await batch_wait(batch_id=batch.id)

@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from accounts.authentication import Principal, aprincipal_for_key, key_from_headers
 from config.api_errors import (
+    ApiError,
     InvalidRequest,
     api_error_from_exception,
     api_methods,
@@ -18,7 +19,7 @@ from config.db import run_orm
 from config.rendering import dumps
 from routing.api.body import parse_json_body
 from routing.api.serializers import MessageSerializer
-from routing.ratelimit import rate_limit_check
+from routing.ratelimit import rate_limit_check, rate_limit_release
 from routing.services.comparisons import MAX_MODELS, comparison_get, comparison_start, comparison_wait
 
 
@@ -61,21 +62,27 @@ class CompareInputSerializer(serializers.Serializer):
 @csrf_exempt
 @api_methods("POST")
 async def chat_compare(request: HttpRequest) -> HttpResponseBase:
-    principal = await authenticated(request)
+    principal = await authenticated(request, limited=False)
     data = parse_json_body(request)
     fields = validated(CompareInputSerializer, data)
     assert isinstance(data, dict)
-    comparison = await run_orm(
-        comparison_start,
-        user_id=principal.user_id,
-        models=fields["models"],
-        messages=[dict(m) for m in data["messages"]],
-        temperature=fields.get("temperature"),
-        max_tokens=fields.get("max_tokens"),
-        top_p=fields.get("top_p"),
-        api_key_id=principal.key_id,
-        cache_group=principal.cache_group,
-    )
+    # One request per model against the key's requests per minute, all admitted or none (429).
+    admitted = await rate_limit_check(principal, requests=len(fields["models"]))
+    try:
+        comparison = await run_orm(
+            comparison_start,
+            user_id=principal.user_id,
+            models=fields["models"],
+            messages=[dict(m) for m in data["messages"]],
+            temperature=fields.get("temperature"),
+            max_tokens=fields.get("max_tokens"),
+            top_p=fields.get("top_p"),
+            api_key_id=principal.key_id,
+            cache_group=principal.cache_group,
+        )
+    except ApiError:
+        await rate_limit_release(admitted)  # refused (400): none of its requests will run
+        raise
     await comparison_wait(comparison_id=comparison.id)
     body = await run_orm(comparison_get, user_id=principal.user_id, comparison_id=comparison.id)
     return json_response(body)

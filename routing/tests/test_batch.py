@@ -9,15 +9,20 @@ from unittest import mock
 
 import httpx
 import pytest
+import redis
+from django.conf import settings
 
+from accounts.services import api_key_issue
 from budgets.models import Budget
 from budgets.services import budget_limit_set
 from config.celery import app
+from providers.bounds import prompt_tokens_bound
 from providers.catalog import catalog_get
 from providers.pricing import worst_case_cost
 from routing.models import BatchItem, BatchJob, GatewayRequest
 from routing.pipeline.plan import _prompt_tokens
 from routing.pipeline.types import CompletionInput
+from routing.ratelimit import window_key
 from routing.services import batches
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("live_worker")]
@@ -107,15 +112,18 @@ def test_items_override_the_batch_model_and_parameters(alice_http, fake_upstream
 
 
 def test_a_batch_of_20_where_the_budget_fits_10_refuses_the_rest_with_402(alice_http, alice, fake_upstream):
-    fake_upstream.control(model="gpt-4o-mini", answer="word " * 100)  # every answer uses all of max_tokens
+    fake_upstream.control(model="gpt-4o-mini", answer="word " * 2000)  # every answer uses all of max_tokens
     model = catalog_get(fresh=True).by_name("gpt-4o-mini")
     assert model is not None and model.rates is not None
-    worst = max(
-        worst_case_cost(model.rates, _prompt_tokens(CompletionInput(messages=_messages(i)), model), 40)
-        for i in range(20)
-    )
+
+    def held_prompt(i: int) -> int:  # what a hold covers (routing.pipeline.run.CompletionRun.held_prompt)
+        estimate = _prompt_tokens(CompletionInput(messages=_messages(i)), model)
+        return min(max(prompt_tokens_bound(_messages(i)), estimate), model.context_window)
+
+    worst = max(worst_case_cost(model.rates, held_prompt(i), 1000) for i in range(20))
     # Ten worst cases fit in any order; an eleventh never does, as long as an answer costs over 92% of its
-    # worst case: the answer uses all of max_tokens and output dominates the price (about 98% here).
+    # worst case: the answer uses all of max_tokens and output dominates the price (about 96% here, the
+    # prompt being held at its UTF-8 bound).
     budget_limit_set(user_id=alice.pk, limit_usd=worst * Decimal("10.2"))
 
     body = alice_http.post(
@@ -123,7 +131,7 @@ def test_a_batch_of_20_where_the_budget_fits_10_refuses_the_rest_with_402(alice_
         json={
             "requests": [{"messages": _messages(i)} for i in range(20)],
             "model": "gpt-4o-mini",
-            "max_tokens": 40,
+            "max_tokens": 1000,
         },
     ).json()
 
@@ -203,6 +211,71 @@ def test_another_users_batch_is_404(alice_http, bob_http):
     assert response.json()["error"]["type"] == "not_found_error"
     assert bob_http.get("/chat/batch/batch_unknown").status_code == 404
     _poll(alice_http, batch_id)
+
+
+# --------------------------------------------------------------------------------------------- rate limits
+
+
+@pytest.fixture
+def five_rpm(fanout, alice):
+    """A client whose key allows 5 requests per minute, in a minute with room for the test."""
+    api_key, key = api_key_issue(user=alice, name="five-rpm", rate_limit_rpm=5)
+    left = 60 - time.time() % 60
+    if left < 20:  # fixed windows: the test must not straddle two minutes
+        time.sleep(left + 0.2)
+    with httpx.Client(
+        base_url=fanout.url + "/v1", headers={"Authorization": f"Bearer {key}"}, timeout=60
+    ) as client:
+        yield client, api_key.pk
+
+
+def _counted(key_id: int) -> int:
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        return int(client.get(window_key(key_id)) or 0)
+    finally:
+        client.close()
+
+
+def _batch(n: int, first: int = 0, **extra: object) -> dict:
+    """n items with questions of their own (first, first + 1, …): none is answered from the response cache."""
+    items = [{"messages": _messages(i)} for i in range(first, first + n)]
+    return {"requests": items, "model": "gpt-4o-mini", **extra}
+
+
+def test_a_batch_of_20_under_5_rpm_is_refused_whole_with_429_and_no_provider_call(five_rpm, fake_upstream):
+    client, key_id = five_rpm
+    refused = client.post("/chat/batch", json=_batch(20, wait=False))
+    assert refused.status_code == 429, refused.text
+    error = refused.json()["error"]
+    assert error["type"] == "rate_limit_error" and error["code"] == "rate_limit_exceeded"
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert not BatchJob.objects.exists()
+    assert _counted(key_id) == 0
+    time.sleep(0.5)  # anything sent to a worker would have reached the provider by now
+    assert fake_upstream.requests() == []
+
+
+def test_a_batch_that_fits_is_admitted_and_counts_each_item_against_the_rpm(five_rpm, fake_upstream):
+    client, key_id = five_rpm
+    assert client.post("/chat/batch", json=_batch(3)).status_code == 200
+    assert _counted(key_id) == 3
+    assert client.post("/chat/batch", json=_batch(3)).status_code == 429  # 3 + 3 > 5: none of them
+    assert client.post("/chat/batch", json=_batch(2, first=3)).status_code == 200
+    chat = client.post("/chat/completions", json={"model": "gpt-4o-mini", "messages": _messages(9)})
+    assert chat.status_code == 429
+    assert _counted(key_id) == 5
+    assert len(fake_upstream.requests()) == 5
+    assert BatchJob.objects.count() == 2
+
+
+def test_a_batch_refused_with_400_gives_its_requests_back(five_rpm):
+    client, key_id = five_rpm
+    bad = _batch(5)
+    bad["requests"][4]["model"] = "gpt-9"
+    assert client.post("/chat/batch", json=bad).status_code == 400
+    assert _counted(key_id) == 0
+    assert client.post("/chat/batch", json=_batch(5)).status_code == 200
 
 
 # --------------------------------------------------------------------------------------------- the lane bound

@@ -1,18 +1,22 @@
-"""Per-key rate limits: the 61st request in a minute at 60 RPM gets 429 with Retry-After, across processes."""
+"""Per-key rate limits: the 61st request in a minute at 60 RPM gets 429 with Retry-After, across processes; only
+admitted requests count, and a fan-out of N counts N, all or nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
 import pytest
+import redis
+from django.conf import settings
 from django.test import override_settings
 
 from accounts.authentication import Principal
 from accounts.services import api_key_issue
 from config.api_errors import RateLimited
-from routing.models import GatewayRequest
-from routing.ratelimit import rate_limit_check
+from routing.models import Comparison, GatewayRequest
+from routing.ratelimit import rate_limit_check, rate_limit_release, window_key
 from routing.redis_client import get_redis
 from routing.tests.live import LiveGateway, live_database_url
 
@@ -84,6 +88,48 @@ def test_the_limit_is_per_key(gateways, alice):
         assert [_post(gateways[i % 2], client, other).status_code for i in range(5)] == [200] * 5
 
 
+def _window_count(key_id: int) -> int:
+    """What the key's current minute has counted, read from Redis as every process sees it."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        return int(client.get(window_key(key_id)) or 0)
+    finally:
+        client.close()
+
+
+@pytest.mark.e2e
+def test_requests_refused_at_5_rpm_are_not_counted_so_the_window_stays_at_5(gateways, fake_upstream, alice):
+    """A client retrying its 429 in a loop must not keep pushing its own count up."""
+    api_key, key = api_key_issue(user=alice, name="limited", rate_limit_rpm=5)
+    _fresh_minute()
+    with httpx.Client(timeout=30) as client:
+        statuses = [_post(gateways[i % 2], client, key).status_code for i in range(7)]
+    assert statuses == [200] * 5 + [429, 429]
+    assert _window_count(api_key.pk) == 5
+    assert len(fake_upstream.requests()) == 5
+
+
+@pytest.mark.e2e
+def test_a_comparison_of_3_models_under_2_rpm_is_refused_whole_and_counts_nothing(
+    gateways, fake_upstream, alice
+):
+    api_key, key = api_key_issue(user=alice, name="limited", rate_limit_rpm=2)
+    _fresh_minute()
+    with httpx.Client(timeout=30) as client:
+        refused = client.post(
+            gateways[0].url + "/v1/chat/compare",
+            headers={"Authorization": f"Bearer {key}"},
+            json={"messages": HELLO, "models": ["gpt-4o-mini", "deepseek-chat", "claude-haiku-3.5"]},
+        )
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"]["type"] == "rate_limit_error"
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert _window_count(api_key.pk) == 0
+        assert [_post(gateways[i % 2], client, key).status_code for i in range(2)] == [200, 200]
+    assert not Comparison.objects.exists()
+    assert len(fake_upstream.requests()) == 2
+
+
 def _principal(key_id: int, rpm: int | None) -> Principal:
     return Principal(
         user_id=1,
@@ -125,3 +171,59 @@ async def test_without_any_limit_nothing_is_counted():
     redis = get_redis()
     assert redis is not None
     assert not await redis.keys(f"router:rl:{principal.key_id}:*")
+
+
+def _unique_key_id(base: int) -> int:
+    return base + int(time.time() * 1000) % 1_000_000
+
+
+async def test_a_request_refused_by_the_limit_leaves_the_count_where_it_was():
+    principal = _principal(key_id=_unique_key_id(40_000_000), rpm=5)
+    _fresh_minute(needed_s=5)
+    for _ in range(5):
+        await rate_limit_check(principal)
+    for _ in range(2):
+        with pytest.raises(RateLimited):
+            await rate_limit_check(principal)
+    assert await asyncio.to_thread(_window_count, principal.key_id) == 5
+
+
+async def test_n_requests_at_once_are_admitted_together_or_not_at_all():
+    principal = _principal(key_id=_unique_key_id(50_000_000), rpm=5)
+    _fresh_minute(needed_s=5)
+    assert await rate_limit_check(principal, requests=3) is not None
+    with pytest.raises(RateLimited) as refused:
+        await rate_limit_check(principal, requests=3)  # 3 + 3 > 5: none of them
+    assert refused.value.status == 429 and "Retry-After" in refused.value.headers
+    assert await asyncio.to_thread(_window_count, principal.key_id) == 3
+    assert await rate_limit_check(principal, requests=2) is not None
+    assert await asyncio.to_thread(_window_count, principal.key_id) == 5
+
+
+async def test_more_requests_at_once_than_the_limit_are_refused_and_say_so():
+    principal = _principal(key_id=_unique_key_id(60_000_000), rpm=5)
+    _fresh_minute(needed_s=5)
+    with pytest.raises(RateLimited) as refused:
+        await rate_limit_check(principal, requests=20)
+    assert "smaller parts" in refused.value.message
+    assert await asyncio.to_thread(_window_count, principal.key_id) == 0
+
+
+async def test_concurrent_fan_outs_never_admit_more_than_the_limit():
+    principal = _principal(key_id=_unique_key_id(70_000_000), rpm=10)
+    _fresh_minute(needed_s=5)
+    outcomes = await asyncio.gather(
+        *(rate_limit_check(principal, requests=3) for _ in range(8)), return_exceptions=True
+    )
+    assert sum(1 for o in outcomes if not isinstance(o, BaseException)) == 3
+    assert all(isinstance(o, RateLimited) for o in outcomes if isinstance(o, BaseException))
+    assert await asyncio.to_thread(_window_count, principal.key_id) == 9
+
+
+async def test_released_requests_are_given_back_to_the_window():
+    principal = _principal(key_id=_unique_key_id(80_000_000), rpm=5)
+    _fresh_minute(needed_s=5)
+    admitted = await rate_limit_check(principal, requests=4)
+    await rate_limit_release(admitted)
+    assert await asyncio.to_thread(_window_count, principal.key_id) == 0
+    assert await rate_limit_check(principal, requests=5) is not None
