@@ -102,6 +102,18 @@ async def close_pools() -> None:
         await (await opening).close()
 
 
+# The SQL of one-row INSERTs, compiled once per model, conflict clause and database: compiling it anew cost
+# about 0.3 ms of CPU per statement on the hot path, twice per request.
+_ONE_ROW_SQL: dict[tuple[Any, ...], str] = {}
+
+
+def _conflict_key(on_conflict: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(
+        (name, tuple(getattr(v, "name", v) for v in value) if isinstance(value, list | tuple) else value)
+        for name, value in sorted(on_conflict.items())
+    )
+
+
 def insert_statement(objs: list[Any], **on_conflict: Any) -> tuple[str, tuple[Any, ...]]:
     """The ORM's own INSERT for unsaved model instances (one statement for all of them), so raw execution
     on the async pool always matches the model's columns and value adaptation. `on_conflict` takes
@@ -118,10 +130,16 @@ def insert_statement(objs: list[Any], **on_conflict: Any) -> tuple[str, tuple[An
         for field in fields:
             if getattr(obj, field.attname) is None and field.has_default():
                 setattr(obj, field.attname, field.get_default())
+    key = (model, connection.vendor, _conflict_key(on_conflict))
+    if len(objs) == 1 and key in _ONE_ROW_SQL:
+        # The compiler's own value preparation for a one-row VALUES list (SQLInsertCompiler.prepare_value).
+        obj = objs[0]
+        return _ONE_ROW_SQL[key], tuple(f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields)
     query = InsertQuery(model, **on_conflict)
     query.insert_values(fields, objs)
-    statements = query.get_compiler(connection=connection).as_sql()
-    sql, params = statements[0]
+    sql, params = query.get_compiler(connection=connection).as_sql()[0]
+    if len(objs) == 1:
+        _ONE_ROW_SQL[key] = sql
     return sql, tuple(params)
 
 
