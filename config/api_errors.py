@@ -203,7 +203,9 @@ def database_unreachable(exc: BaseException) -> bool:
     from django.db import InterfaceError, OperationalError
 
     # Not every DatabaseError: a constraint or a bad statement is a bug to see, not an outage to wait out.
-    return isinstance(exc, OperationalError | InterfaceError | psycopg.OperationalError | psycopg.InterfaceError)
+    return isinstance(
+        exc, OperationalError | InterfaceError | psycopg.OperationalError | psycopg.InterfaceError
+    )
 
 
 def internal_error(exc: BaseException) -> ApiError:

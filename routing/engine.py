@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
@@ -28,8 +28,9 @@ class RejectReason(StrEnum):
     NO_PRICE = "no_price"
     DEPRECATED = "deprecated"
     PROVIDER_FILTERED = "provider_filtered"
-    CONTEXT_TOO_SMALL = "context_too_small"
-    MAX_TOKENS_TOO_LARGE = "max_tokens_too_large"
+    CONTEXT_TOO_SMALL = "context_too_small"  # the prompt (or, without max_tokens, prompt + expected output)
+    MAX_TOKENS_TOO_LARGE = "max_tokens_too_large"  # above the model's max output
+    MAX_TOKENS_EXCEEDS_CONTEXT = "max_tokens_exceeds_context"  # the prompt fits, not max_tokens beside it
     NO_TOOLS = "no_tools"
     NO_VISION = "no_vision"
     NO_JSON = "no_json"
@@ -76,11 +77,9 @@ class Needs:
     uses_json: bool = False
     provider_filter: tuple[str, ...] | None = None
     max_cost: Decimal | None = None
-
-    @property
-    def reserved_output_tokens(self) -> int:
-        """Output room the context window must hold: max_tokens when given, else the expected output."""
-        return self.max_tokens if self.max_tokens is not None else self.expected_output_tokens
+    # A door whose clients ask for more than models write (Claude Code on /v1/messages) may have max_tokens
+    # lowered to the model's max output instead of refused; the Plan then says what is sent.
+    clamp_max_tokens: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,6 +105,8 @@ class Plan:
     ranked: tuple[Ranked, ...]
     rejections: tuple[Rejection, ...] = ()
     considered: int = 0
+    # What every attempt is sent: the request's max_tokens or, clamped, at most the first model's max output.
+    max_tokens: int | None = None
 
     @property
     def candidates(self) -> list[Candidate]:
@@ -126,19 +127,83 @@ class ModelNotFound(RoutingError):
 
 
 class NoCandidates(RoutingError):
-    """Nothing fits the request. context_exceeded means the prompt (plus the output room asked for) is
-    longer than the context window of every model the request could otherwise use: the API's 413
-    context_length_exceeded, as opposed to a 400 for capabilities, filters or max_cost."""
+    """Nothing fits the request. context_exceeded means the prompt (without max_tokens: plus the expected
+    output) is longer than the context window of every model the request could otherwise use: the API's 413
+    context_length_exceeded, as opposed to a 400 for capabilities, filters, max_cost or max_tokens."""
 
-    def __init__(self, rejections: Sequence[Rejection], *, context_exceeded: bool) -> None:
+    def __init__(
+        self, rejections: Sequence[Rejection], *, context_exceeded: bool, message: str | None = None
+    ) -> None:
         self.rejections = tuple(rejections)
         self.context_exceeded = context_exceeded
-        if context_exceeded:
+        if message is None and context_exceeded:
             message = "The prompt is longer than the context window of every candidate model"
-        else:
+        elif message is None:
             reasons = sorted({r.reason.value for r in self.rejections})
             message = "No model fits the request" + (f" ({', '.join(reasons)})" if reasons else "")
         super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Unfit:
+    """A model that would serve the request but for max_tokens, and the most it takes beside the prompt."""
+
+    model_id: str
+    provider: str
+    reason: RejectReason  # MAX_TOKENS_TOO_LARGE or MAX_TOKENS_EXCEEDS_CONTEXT
+    max_output_tokens: int
+    context_window: int
+    allowed: int
+
+
+class MaxTokensUnfit(NoCandidates):
+    """max_tokens is what stops the request: above the model's max output (code max_tokens_too_large) or too
+    large to fit beside the prompt in its context window (max_tokens_exceeds_context). A 400 naming
+    max_tokens, never the 413 of a prompt that alone is too long. `unfit` holds the models a smaller
+    max_tokens would make usable; with one, the message is about that model."""
+
+    def __init__(
+        self, rejections: Sequence[Rejection], *, max_tokens: int, prompt_tokens: int, unfit: Sequence[Unfit]
+    ) -> None:
+        assert unfit
+        self.max_tokens = max_tokens
+        self.prompt_tokens = prompt_tokens
+        self.unfit = tuple(unfit)
+        kinds = {u.reason for u in self.unfit}
+        self.code = (
+            RejectReason.MAX_TOKENS_EXCEEDS_CONTEXT.value
+            if kinds == {RejectReason.MAX_TOKENS_EXCEEDS_CONTEXT}
+            else RejectReason.MAX_TOKENS_TOO_LARGE.value
+        )
+        super().__init__(rejections, context_exceeded=False, message=self.describe("max_tokens"))
+
+    def describe(self, field: str) -> str:
+        """The message, naming max_tokens as the client's door spells it (max_output_tokens, …)."""
+        m, p = self.max_tokens, self.prompt_tokens
+        if len(self.unfit) == 1:
+            u = self.unfit[0]
+            if u.reason is RejectReason.MAX_TOKENS_TOO_LARGE:
+                return f"{field} is {m}, above {u.model_id}'s maximum output of {u.max_output_tokens} tokens"
+            return (
+                f"prompt of {p} tokens plus {field} {m} exceed the context window {u.context_window} "
+                f"of model {u.model_id}"
+            )
+        best = min(self.unfit, key=lambda u: (-u.allowed, u.model_id, u.provider))
+        hint = f"; the most any of them takes beside this prompt is {best.allowed} ({best.model_id})"
+        kinds = {u.reason for u in self.unfit}
+        if kinds == {RejectReason.MAX_TOKENS_TOO_LARGE}:
+            return (
+                f"{field} is {m}, above the maximum output of every model that could serve the request{hint}"
+            )
+        if kinds == {RejectReason.MAX_TOKENS_EXCEEDS_CONTEXT}:
+            return (
+                f"prompt of {p} tokens plus {field} {m} exceed the context window of every model that could "
+                f"serve the request{hint}"
+            )
+        return (
+            f"{field} is {m}, more than any model that could serve the request takes beside a prompt "
+            f"of {p} tokens{hint}"
+        )
 
 
 def resolve_model(name: str, candidates: Iterable[Candidate]) -> Candidate | None:
@@ -170,6 +235,15 @@ def _availability_reason(candidate: Candidate) -> RejectReason | None:
     return None
 
 
+def output_cap(candidate: Candidate, needs: Needs) -> int | None:
+    """The max_tokens this candidate would be sent: the request's, or with clamping at most its max output."""
+    if needs.max_tokens is None:
+        return None
+    if needs.clamp_max_tokens:
+        return min(needs.max_tokens, candidate.max_output_tokens)
+    return needs.max_tokens
+
+
 def estimated_output_tokens(candidate: Candidate, needs: Needs) -> int:
     """Output tokens assumed for cost estimates: expected_output_tokens, but never more than the request's
     max_tokens or the model's max output allow."""
@@ -186,18 +260,34 @@ def estimate_cost(candidate: Candidate, needs: Needs) -> Decimal:
     return cost_of(candidate.rates, needs.prompt_tokens, estimated_output_tokens(candidate, needs)).total
 
 
-def _fits_context(candidate: Candidate, needs: Needs) -> bool:
-    return needs.prompt_tokens + needs.reserved_output_tokens <= candidate.context_window
+def _size_reason(candidate: Candidate, needs: Needs) -> tuple[RejectReason, str] | None:
+    """Whether the prompt and the output room fit the model: the context window must hold the prompt plus
+    max_tokens (without max_tokens, the expected output), and max_tokens must be within the max output.
+
+    With max_tokens given, a prompt that leaves no room for a single output token is the prompt's fault
+    (CONTEXT_TOO_SMALL); one that fits but not with max_tokens beside it is max_tokens' fault.
+    """
+    prompt, window = needs.prompt_tokens, candidate.context_window
+    cap = output_cap(candidate, needs)
+    if cap is None:
+        need = prompt + needs.expected_output_tokens
+        if need > window:
+            return RejectReason.CONTEXT_TOO_SMALL, f"needs {need} tokens, window is {window}"
+        return None
+    if prompt >= window:
+        return RejectReason.CONTEXT_TOO_SMALL, f"prompt of {prompt} tokens, window is {window}"
+    if cap > candidate.max_output_tokens:
+        # The vendor would answer 400 for it; better to pick a model that can write that much.
+        return RejectReason.MAX_TOKENS_TOO_LARGE, f"model writes at most {candidate.max_output_tokens}"
+    if prompt + cap > window:
+        return RejectReason.MAX_TOKENS_EXCEEDS_CONTEXT, f"needs {prompt + cap} tokens, window is {window}"
+    return None
 
 
 def _request_reason(candidate: Candidate, needs: Needs) -> tuple[RejectReason, str] | None:
     """The first request-specific check a usable candidate fails, or None."""
-    if not _fits_context(candidate, needs):
-        need = needs.prompt_tokens + needs.reserved_output_tokens
-        return RejectReason.CONTEXT_TOO_SMALL, f"needs {need} tokens, window is {candidate.context_window}"
-    if needs.max_tokens is not None and needs.max_tokens > candidate.max_output_tokens:
-        # The vendor would answer 400 for it; better to pick a model that can write that much.
-        return RejectReason.MAX_TOKENS_TOO_LARGE, f"model writes at most {candidate.max_output_tokens}"
+    if (failure := _size_reason(candidate, needs)) is not None:
+        return failure
     if needs.uses_tools and not candidate.supports_tools:
         return RejectReason.NO_TOOLS, ""
     if needs.uses_images and not candidate.supports_vision:
@@ -217,11 +307,12 @@ def filter_candidates(
     """Split candidates into those an optimized mode may use and rejections with their reasons.
 
     Checks, first failure recorded: model active, provider active and configured, priced; not past its
-    deprecation date (deprecation_date < today); provider_filter; prompt + (max_tokens or expected
-    output) within the context window; max_tokens within the model's max output; tools, vision and JSON
-    support when used; estimated cost within max_cost. Candidates in cooldown are dropped last, and only
-    when at least one candidate outside cooldown remains: a cooldown steers traffic away from a failing
-    model but must never turn a servable request into a failure.
+    deprecation date (deprecation_date < today); provider_filter; the prompt within the context window;
+    max_tokens within the model's max output (with clamp_max_tokens, lowered to it instead); prompt +
+    (max_tokens or expected output) within the context window; tools, vision and JSON support when used;
+    estimated cost within max_cost. Candidates in cooldown are dropped last, and only when at least one
+    candidate outside cooldown remains: a cooldown steers traffic away from a failing model but must never
+    turn a servable request into a failure.
     """
     kept: list[Candidate] = []
     rejections: list[Rejection] = []
@@ -265,10 +356,58 @@ _NOT_AN_OPTION = frozenset(
 )
 
 
+_MAX_TOKENS_REASONS = frozenset({RejectReason.MAX_TOKENS_TOO_LARGE, RejectReason.MAX_TOKENS_EXCEEDS_CONTEXT})
+
+
 def _context_exceeded(rejections: Iterable[Rejection]) -> bool:
     """True when every candidate that got as far as the request-specific checks failed on context."""
     request_stage = [r for r in rejections if r.reason not in _NOT_AN_OPTION]
     return bool(request_stage) and all(r.reason is RejectReason.CONTEXT_TOO_SMALL for r in request_stage)
+
+
+def _unfit(
+    candidates: Iterable[Candidate], rejections: Iterable[Rejection], needs: Needs, *, all_checks: bool
+) -> list[Unfit]:
+    """The candidates rejected for max_tokens that a smaller max_tokens would make usable.
+
+    `allowed` is the most each takes beside the prompt (its max output, or what its window leaves). With
+    all_checks, the candidate must also pass every other request check at that max_tokens (a model without
+    tools is no use to a request with tools, whatever max_tokens says).
+    """
+    by_key = {c.key: c for c in candidates}
+    found: list[Unfit] = []
+    for rejection in rejections:
+        candidate = by_key.get((rejection.provider, rejection.model_id))
+        if rejection.reason not in _MAX_TOKENS_REASONS or candidate is None:
+            continue
+        allowed = min(candidate.max_output_tokens, candidate.context_window - needs.prompt_tokens)
+        lowered = replace(needs, max_tokens=allowed, clamp_max_tokens=False)
+        if all_checks and _request_reason(candidate, lowered) is not None:
+            continue
+        found.append(
+            Unfit(
+                model_id=candidate.model_id,
+                provider=candidate.provider,
+                reason=rejection.reason,
+                max_output_tokens=candidate.max_output_tokens,
+                context_window=candidate.context_window,
+                allowed=allowed,
+            )
+        )
+    return found
+
+
+def _nothing_fits(
+    candidates: Sequence[Candidate], rejections: Sequence[Rejection], needs: Needs, *, all_checks: bool
+) -> NoCandidates:
+    """The error for an empty plan: max_tokens' when a smaller one would have made a model usable, else
+    context_exceeded (the prompt alone is too long) or the general 400."""
+    unfit = _unfit(candidates, rejections, needs, all_checks=all_checks)
+    if unfit and needs.max_tokens is not None:
+        return MaxTokensUnfit(
+            rejections, max_tokens=needs.max_tokens, prompt_tokens=needs.prompt_tokens, unfit=unfit
+        )
+    return NoCandidates(rejections, context_exceeded=_context_exceeded(rejections))
 
 
 def _latency_key(candidate: Candidate) -> float:
@@ -307,10 +446,22 @@ def plan_manual(
 
     An unknown name, or one whose model is inactive, on an inactive or unconfigured provider, or unpriced,
     raises ModelNotFound. Deprecation is not applied (the caller warns with a Deprecation header) and
-    neither is cooldown: the client chose these models. The context window is: models the prompt cannot
-    fit are skipped, and NoCandidates(context_exceeded=True) is raised when it fits none of them.
+    neither is cooldown: the client chose these models.
+
+    Size is. A max_tokens above the requested model's max output is MaxTokensUnfit about that model (unless
+    clamped), fallbacks or not: the client asked the model it named for more than it can write. Otherwise
+    models the prompt and its output room don't fit, and fallbacks whose max output is below max_tokens,
+    are skipped; when none is left it is MaxTokensUnfit if a smaller max_tokens would fit one (about the
+    requested model when it is one of them), else NoCandidates(context_exceeded=True): the prompt alone is
+    too long.
     """
-    pool = list(candidates)
+    return _manual(model, fallbacks, list(candidates), needs)[0]
+
+
+def _manual(
+    model: str, fallbacks: Sequence[str], pool: list[Candidate], needs: Needs
+) -> tuple[list[Candidate], list[Rejection]]:
+    """plan_manual's models, and the rejections of those skipped for size."""
     resolved: list[Candidate] = []
     seen: set[tuple[str, str]] = set()
     for name in (model, *fallbacks):
@@ -323,22 +474,29 @@ def plan_manual(
             seen.add(candidate.key)
             resolved.append(candidate)
 
-    fitting = [c for c in resolved if _fits_context(c, needs)]
-    if not fitting:
-        need = needs.prompt_tokens + needs.reserved_output_tokens
-        raise NoCandidates(
-            [
-                Rejection(
-                    c.model_id,
-                    RejectReason.CONTEXT_TOO_SMALL,
-                    c.provider,
-                    f"needs {need} tokens, window is {c.context_window}",
-                )
-                for c in resolved
-            ],
-            context_exceeded=True,
+    primary = resolved[0]
+    fitting: list[Candidate] = []
+    rejections: list[Rejection] = []
+    for candidate in resolved:
+        if (failure := _size_reason(candidate, needs)) is None:
+            fitting.append(candidate)
+        else:
+            rejections.append(Rejection(candidate.model_id, failure[0], candidate.provider, failure[1]))
+    primary_reason = next((r.reason for r in rejections if (r.provider, r.model_id) == primary.key), None)
+    # Above the named model's max output is an error whatever the fallbacks (the spec's 400). A prompt too
+    # long for it, or a max_tokens that doesn't fit beside the prompt, leaves the fallbacks to try, as the
+    # context window always did; with none left, max_tokens' error is about the named model.
+    if primary_reason is RejectReason.MAX_TOKENS_TOO_LARGE or (
+        not fitting and primary_reason is RejectReason.MAX_TOKENS_EXCEEDS_CONTEXT
+    ):
+        assert needs.max_tokens is not None
+        unfit = _unfit([primary], rejections, needs, all_checks=False)
+        raise MaxTokensUnfit(
+            rejections, max_tokens=needs.max_tokens, prompt_tokens=needs.prompt_tokens, unfit=unfit
         )
-    return fitting
+    if not fitting:
+        raise _nothing_fits(resolved, rejections, needs, all_checks=False)
+    return fitting, rejections
 
 
 def _resolve_names(names: Sequence[str], pool: Sequence[Candidate]) -> list[Candidate]:
@@ -368,7 +526,11 @@ def plan(
     model "auto" means cost-optimized whatever the mode says. Manual mode needs a model (ValueError
     otherwise) and uses plan_manual. Optimized modes start from `models` when given (each must resolve,
     else ModelNotFound; unusable ones become rejections) or every candidate, filter, then rank; they
-    raise NoCandidates when nothing is left. `model` is otherwise ignored in optimized modes.
+    raise NoCandidates when nothing is left (MaxTokensUnfit when a smaller max_tokens would have left a
+    model). `model` is otherwise ignored in optimized modes.
+
+    With clamp_max_tokens, Plan.max_tokens is max_tokens lowered to the first model's max output, and the
+    models after it that write less than that are dropped: every attempt is sent the same max_tokens.
     """
     pool = list(candidates)
     if model == AUTO_MODEL:
@@ -379,9 +541,9 @@ def plan(
     if mode == MODE_MANUAL:
         if not model:
             raise ValueError("model is required in manual mode")
-        chosen = plan_manual(model, fallbacks, pool, needs)
+        chosen, skipped = _manual(model, fallbacks, pool, needs)
         primary = resolve_model(model, pool)
-        ranked = tuple(
+        manual = [
             Ranked(
                 c,
                 estimate_cost(c, needs),
@@ -390,17 +552,38 @@ def plan(
                 else "manual: fallback",
             )
             for c in chosen
+        ]
+        return _clamped(
+            Plan(mode=mode, ranked=(), rejections=tuple(skipped), considered=len(chosen)), manual, needs
         )
-        return Plan(mode=mode, ranked=ranked, considered=len(chosen))
 
     considered = _resolve_names(models, pool) if models else pool
     kept, rejections = filter_candidates(considered, needs)
     if not kept:
-        raise NoCandidates(rejections, context_exceeded=_context_exceeded(rejections))
+        raise _nothing_fits(considered, rejections, needs, all_checks=True)
     ranker = rank_cost_optimized if mode == MODE_COST else rank_latency_optimized
-    return Plan(
-        mode=mode,
-        ranked=tuple(ranker(kept, needs)),
-        rejections=tuple(rejections),
-        considered=len(considered),
+    return _clamped(
+        Plan(mode=mode, ranked=(), rejections=tuple(rejections), considered=len(considered)),
+        ranker(kept, needs),
+        needs,
     )
+
+
+def _clamped(plan: Plan, ranked: list[Ranked], needs: Needs) -> Plan:
+    """The plan with its ranked models and the max_tokens they are sent (see plan())."""
+    cap = output_cap(ranked[0].candidate, needs)
+    if not needs.clamp_max_tokens or cap is None:
+        return replace(plan, ranked=tuple(ranked), max_tokens=needs.max_tokens)
+    first = ranked[0].candidate.model_id
+    keep = [r for r in ranked if r.candidate.max_output_tokens >= cap]
+    dropped = [
+        Rejection(
+            r.candidate.model_id,
+            RejectReason.MAX_TOKENS_TOO_LARGE,
+            r.candidate.provider,
+            f"model writes at most {r.candidate.max_output_tokens}, below the {cap} sent to {first}",
+        )
+        for r in ranked
+        if r.candidate.max_output_tokens < cap
+    ]
+    return replace(plan, ranked=tuple(keep), rejections=(*plan.rejections, *dropped), max_tokens=cap)

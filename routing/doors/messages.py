@@ -58,7 +58,9 @@ class MessagesDoor:
         if "max_tokens" not in body:
             raise field_error("max_tokens", "is required")
         max_tokens = as_integer(body["max_tokens"], "max_tokens", minimum=1, maximum=MAX_OUTPUT_TOKENS)
-        door_params: dict[str, Any] = {}
+        # Claude Code asks for more output than many models write (ingress-wire-formats §2.2): lower it to the
+        # chosen model's maximum rather than refuse (routing.pipeline.plan.CLAMP_MAX_TOKENS).
+        door_params: dict[str, Any] = {"clamp_max_tokens": True}
         temperature = top_p = None
         if body.get("temperature") is not None:
             temperature = as_number(body["temperature"], "temperature", minimum=0, maximum=1)

@@ -16,6 +16,11 @@ from routing.pipeline.types import Caller, CompletionInput
 
 # Approximate token counts can run low; reserve with headroom so the actual cost stays inside the hold.
 APPROX_PROMPT_MARGIN = Decimal("1.15")
+# A door sets door_params[CLAMP_MAX_TOKENS] = True to have a max_tokens above the model's max output lowered
+# to it rather than refused (ingress-wire-formats §2.2: /v1/messages, where Claude Code asks for a lot).
+CLAMP_MAX_TOKENS = "clamp_max_tokens"
+# How each door spells max_tokens, for the error that names it.
+MAX_TOKENS_FIELD = {"responses": "max_output_tokens"}
 
 
 def _candidates(
@@ -63,7 +68,8 @@ def _estimate_needs(inp: CompletionInput, catalog: Catalog) -> tuple[dict[str, i
 
 
 async def completion_plan(*, caller: Caller, inp: CompletionInput, request_id: str) -> CompletionRun:
-    """Chooses the models to try, in order; raises 400 (unknown model, nothing fits) or 413 (too long)."""
+    """Chooses the models to try, in order; raises 400 (unknown model, nothing fits, max_tokens beyond what
+    the model writes or its context holds beside the prompt) or 413 (the prompt alone too long)."""
     catalog = await acatalog_get()
     providers = sorted({m.provider for m in catalog.models})
     # `model: auto` is cost-optimized in manual mode's clothing: it skips providers in cooldown too.
@@ -81,6 +87,7 @@ async def completion_plan(*, caller: Caller, inp: CompletionInput, request_id: s
         uses_json=inp.uses_json(),
         provider_filter=tuple(inp.provider_filter) if inp.provider_filter else None,
         max_cost=inp.max_cost,
+        clamp_max_tokens=inp.door_params.get(CLAMP_MAX_TOKENS) is True,
     )
     if inp.mode == engine.MODE_MANUAL and inp.model and inp.model != engine.AUTO_MODEL:
         # Manual mode judges context on the requested model's own tokenizer.
@@ -96,6 +103,9 @@ async def completion_plan(*, caller: Caller, inp: CompletionInput, request_id: s
             models=inp.models,
             fallbacks=inp.fallbacks,
         )
+    except engine.MaxTokensUnfit as exc:
+        field = MAX_TOKENS_FIELD.get(inp.door, "max_tokens")
+        raise InvalidRequest(exc.describe(field), param=field, code=exc.code) from exc
     except engine.ModelNotFound as exc:
         raise InvalidRequest(
             f"Model '{exc.name}' not found or inactive", param="model", code="model_not_found"
@@ -115,4 +125,6 @@ async def completion_plan(*, caller: Caller, inp: CompletionInput, request_id: s
         plan=plan,
         prompt_tokens=prompt_tokens,
         prompt_bound=prompt_tokens_bound(inp.messages, tools=inp.tools, native=native),
+        # Clamped, what every attempt is sent and held on is less than the client asked for.
+        max_tokens_override=plan.max_tokens if plan.max_tokens != inp.max_tokens else None,
     )

@@ -141,7 +141,7 @@ def test_a_plain_request_becomes_a_canonical_user_message_with_the_body_kept_for
     )
     assert inp.native is not None and inp.native.provider == "anthropic"
     assert inp.native.body is body and inp.native.headers == {}
-    assert inp.door_params == {}
+    assert inp.door_params == {"clamp_max_tokens": True}
 
 
 def test_a_stream_asks_for_usage():
@@ -582,7 +582,7 @@ def test_a_claude_code_request_parses_into_canonical_messages_and_keeps_its_nati
     ]
     assert (inp.stream, inp.include_usage, inp.max_tokens, inp.temperature) == (True, True, 32000, 1.0)
     assert inp.user == body["metadata"]["user_id"]
-    assert inp.door_params == {"reasoning_effort": "high"}
+    assert inp.door_params == {"clamp_max_tokens": True, "reasoning_effort": "high"}
     assert (
         inp.native is not None and inp.native.body is body and inp.native.headers == {"anthropic-beta": beta}
     )

@@ -12,6 +12,7 @@ import pytest
 from providers.pricing import Rates, cost_of
 from routing.engine import (
     Candidate,
+    MaxTokensUnfit,
     ModelNotFound,
     Needs,
     NoCandidates,
@@ -160,6 +161,10 @@ class TestFiltering:
         assert ids(kept) == ["deepseek-chat"]
         kept, rejections = filter_candidates([DEEPSEEK], needs(prompt_tokens=60_000, max_tokens=8_000))
         assert kept == []
+        assert reasons(rejections) == {"deepseek-chat": RejectReason.MAX_TOKENS_EXCEEDS_CONTEXT}
+
+    def test_a_prompt_too_long_by_itself_is_the_prompts_fault_whatever_max_tokens_says(self) -> None:
+        _, rejections = filter_candidates([DEEPSEEK], needs(prompt_tokens=64_000, max_tokens=100_000))
         assert reasons(rejections) == {"deepseek-chat": RejectReason.CONTEXT_TOO_SMALL}
 
     def test_a_prompt_exactly_filling_the_window_fits(self) -> None:
@@ -432,3 +437,230 @@ class TestNoCandidates:
             plan(mode="cost-optimized", model=None, candidates=[], needs=needs())
         assert info.value.rejections == ()
         assert not info.value.context_exceeded
+
+
+class TestMaxTokensInManualMode:
+    def test_max_tokens_above_the_named_models_max_output_is_refused_naming_the_limit(self) -> None:
+        with pytest.raises(MaxTokensUnfit) as info:
+            plan(mode="manual", model="gpt-4o-mini", candidates=CATALOG, needs=needs(max_tokens=127_000))
+        assert info.value.code == "max_tokens_too_large"
+        assert not info.value.context_exceeded
+        assert str(info.value) == "max_tokens is 127000, above gpt-4o-mini's maximum output of 16384 tokens"
+
+    def test_a_fallback_able_to_write_it_does_not_excuse_the_named_model(self) -> None:
+        with pytest.raises(MaxTokensUnfit) as info:
+            plan_manual("gpt-4o-mini", ["claude-sonnet-4.5"], CATALOG, needs(max_tokens=20_000))
+        assert [u.model_id for u in info.value.unfit] == ["gpt-4o-mini"]
+
+    def test_max_tokens_equal_to_the_max_output_is_accepted_and_sent_as_is(self) -> None:
+        result = plan(mode="manual", model="gpt-4o-mini", candidates=CATALOG, needs=needs(max_tokens=16_384))
+        assert ids(result.candidates) == ["gpt-4o-mini"]
+        assert result.max_tokens == 16_384
+
+    def test_max_tokens_that_does_not_fit_beside_the_prompt_is_refused_saying_so(self) -> None:
+        with pytest.raises(MaxTokensUnfit) as info:
+            plan_manual("gpt-4o", [], CATALOG, needs(prompt_tokens=120_000, max_tokens=10_000))
+        assert info.value.code == "max_tokens_exceeds_context"
+        assert not info.value.context_exceeded
+        assert str(info.value) == (
+            "prompt of 120000 tokens plus max_tokens 10000 exceed the context window 128000 of model gpt-4o"
+        )
+
+    def test_a_fallback_with_room_for_max_tokens_beside_the_prompt_takes_the_request(self) -> None:
+        result = plan(
+            mode="manual",
+            model="gpt-4o",
+            fallbacks=["claude-sonnet-4.5"],
+            candidates=CATALOG,
+            needs=needs(prompt_tokens=120_000, max_tokens=10_000),
+        )
+        assert ids(result.candidates) == ["claude-sonnet-4-5-20250929"]
+        assert reasons(result.rejections) == {"gpt-4o": RejectReason.MAX_TOKENS_EXCEEDS_CONTEXT}
+
+    def test_a_fallback_that_writes_less_than_max_tokens_is_skipped_not_an_error(self) -> None:
+        result = plan(
+            mode="manual",
+            model="claude-sonnet-4.5",
+            fallbacks=["gpt-4o-mini", "gpt-4o"],
+            candidates=CATALOG,
+            needs=needs(max_tokens=20_000),
+        )
+        assert ids(result.candidates) == ["claude-sonnet-4-5-20250929"]
+        assert reasons(result.rejections) == {
+            "gpt-4o-mini": RejectReason.MAX_TOKENS_TOO_LARGE,
+            "gpt-4o": RejectReason.MAX_TOKENS_TOO_LARGE,
+        }
+
+    def test_a_prompt_too_long_for_every_named_model_stays_context_exceeded_with_max_tokens(self) -> None:
+        with pytest.raises(NoCandidates) as info:
+            plan_manual("gpt-4o", ["deepseek-chat"], CATALOG, needs(prompt_tokens=300_000, max_tokens=1_000))
+        assert not isinstance(info.value, MaxTokensUnfit)
+        assert info.value.context_exceeded
+
+    def test_when_the_prompt_outgrows_the_named_model_a_fallbacks_max_tokens_problem_is_named(self) -> None:
+        with pytest.raises(MaxTokensUnfit) as info:
+            plan_manual("deepseek-chat", ["gpt-4o"], CATALOG, needs(prompt_tokens=100_000, max_tokens=20_000))
+        assert str(info.value) == "max_tokens is 20000, above gpt-4o's maximum output of 16384 tokens"
+
+
+class TestMaxTokensInOptimizedModes:
+    @pytest.mark.parametrize("mode", ["cost-optimized", "latency-optimized"])
+    def test_models_that_write_less_than_max_tokens_are_filtered_out(self, mode: str) -> None:
+        result = plan(mode=mode, model=None, candidates=CATALOG, needs=needs(max_tokens=20_000))
+        assert ids(result.candidates) == ["claude-sonnet-4-5-20250929"]
+        assert result.max_tokens == 20_000
+
+    def test_auto_filters_them_too(self) -> None:
+        result = plan(mode="manual", model="auto", candidates=CATALOG, needs=needs(max_tokens=20_000))
+        assert ids(result.candidates) == ["claude-sonnet-4-5-20250929"]
+
+    def test_when_none_writes_that_much_it_is_a_max_tokens_error_with_the_most_allowed(self) -> None:
+        with pytest.raises(MaxTokensUnfit) as info:
+            plan(mode="cost-optimized", model=None, candidates=CATALOG, needs=needs(max_tokens=127_000))
+        assert info.value.code == "max_tokens_too_large"
+        assert not info.value.context_exceeded
+        assert str(info.value) == (
+            "max_tokens is 127000, above the maximum output of every model that could serve the request; "
+            "the most any of them takes beside this prompt is 64000 (claude-sonnet-4-5-20250929)"
+        )
+
+    def test_with_one_model_to_choose_from_the_error_is_about_that_model(self) -> None:
+        with pytest.raises(MaxTokensUnfit) as info:
+            plan(
+                mode="cost-optimized",
+                model=None,
+                models=["gpt-4o-mini"],
+                candidates=CATALOG,
+                needs=needs(max_tokens=127_000),
+            )
+        assert str(info.value) == "max_tokens is 127000, above gpt-4o-mini's maximum output of 16384 tokens"
+
+    def test_when_max_tokens_fits_beside_the_prompt_in_no_window_it_says_so(self) -> None:
+        with pytest.raises(MaxTokensUnfit) as info:
+            plan(
+                mode="latency-optimized",
+                model=None,
+                models=["gpt-4o-mini", "gpt-4o"],
+                candidates=CATALOG,
+                needs=needs(prompt_tokens=120_000, max_tokens=10_000),
+            )
+        assert info.value.code == "max_tokens_exceeds_context"
+        assert str(info.value) == (
+            "prompt of 120000 tokens plus max_tokens 10000 exceed the context window of every model that could "
+            "serve the request; the most any of them takes beside this prompt is 8000 (gpt-4o)"
+        )
+
+    def test_both_problems_at_once_are_still_max_tokens(self) -> None:
+        # sonnet has the output but not the room beside 150k; the wide model has the room, not the output.
+        wide = make("wide", context_window=1_000_000, max_output_tokens=8_192)
+        with pytest.raises(MaxTokensUnfit) as info:
+            plan(
+                mode="cost-optimized",
+                model=None,
+                candidates=[*CATALOG, wide],
+                needs=needs(prompt_tokens=150_000, max_tokens=60_000),
+            )
+        assert info.value.code == "max_tokens_too_large"
+        assert reasons(info.value.rejections)["wide"] == RejectReason.MAX_TOKENS_TOO_LARGE
+        assert str(info.value) == (
+            "max_tokens is 60000, more than any model that could serve the request takes beside a prompt of "
+            "150000 tokens; the most any of them takes beside this prompt is 50000 (claude-sonnet-4-5-20250929)"
+        )
+
+    def test_a_model_that_fails_another_check_too_is_no_reason_to_blame_max_tokens(self) -> None:
+        no_tools = replace(MINI, supports_tools=False)
+        with pytest.raises(NoCandidates) as info:
+            plan(
+                mode="cost-optimized",
+                model=None,
+                candidates=[no_tools],
+                needs=needs(max_tokens=20_000, uses_tools=True),
+            )
+        assert not isinstance(info.value, MaxTokensUnfit)
+        assert not info.value.context_exceeded
+
+    def test_a_prompt_too_long_for_every_window_stays_context_exceeded_with_max_tokens(self) -> None:
+        with pytest.raises(NoCandidates) as info:
+            plan(
+                mode="cost-optimized",
+                model=None,
+                candidates=CATALOG,
+                needs=needs(prompt_tokens=250_000, max_tokens=1_000),
+            )
+        assert not isinstance(info.value, MaxTokensUnfit)
+        assert info.value.context_exceeded
+
+    def test_the_message_names_max_tokens_as_the_door_spells_it(self) -> None:
+        with pytest.raises(MaxTokensUnfit) as info:
+            plan(mode="manual", model="gpt-4o-mini", candidates=CATALOG, needs=needs(max_tokens=127_000))
+        assert info.value.describe("max_output_tokens") == (
+            "max_output_tokens is 127000, above gpt-4o-mini's maximum output of 16384 tokens"
+        )
+
+
+class TestClampedMaxTokens:
+    def test_max_tokens_above_the_named_models_max_output_is_lowered_to_it(self) -> None:
+        result = plan(
+            mode="manual",
+            model="gpt-4o-mini",
+            candidates=CATALOG,
+            needs=needs(max_tokens=127_000, clamp_max_tokens=True),
+        )
+        assert ids(result.candidates) == ["gpt-4o-mini"]
+        assert result.max_tokens == 16_384
+
+    def test_max_tokens_within_the_max_output_is_left_alone(self) -> None:
+        result = plan(
+            mode="manual",
+            model="gpt-4o",
+            candidates=CATALOG,
+            needs=needs(max_tokens=1_000, clamp_max_tokens=True),
+        )
+        assert result.max_tokens == 1_000
+
+    def test_fallbacks_that_write_less_than_the_clamped_value_are_dropped(self) -> None:
+        result = plan(
+            mode="manual",
+            model="claude-sonnet-4.5",
+            fallbacks=["gpt-4o-mini", "claude-sonnet-4-5-20250929", "deepseek-chat"],
+            candidates=CATALOG,
+            needs=needs(max_tokens=100_000, clamp_max_tokens=True),
+        )
+        assert result.max_tokens == 64_000
+        assert ids(result.candidates) == ["claude-sonnet-4-5-20250929"]
+        assert reasons(result.rejections) == {
+            "gpt-4o-mini": RejectReason.MAX_TOKENS_TOO_LARGE,
+            "deepseek-chat": RejectReason.MAX_TOKENS_TOO_LARGE,
+        }
+
+    def test_fallbacks_that_write_as_much_are_kept(self) -> None:
+        result = plan(
+            mode="manual",
+            model="gpt-4o-mini",
+            fallbacks=["gpt-4o"],
+            candidates=CATALOG,
+            needs=needs(max_tokens=127_000, clamp_max_tokens=True),
+        )
+        assert ids(result.candidates) == ["gpt-4o-mini", "gpt-4o"]
+        assert result.max_tokens == 16_384
+
+    def test_the_clamped_value_must_still_fit_beside_the_prompt(self) -> None:
+        with pytest.raises(MaxTokensUnfit) as info:
+            plan(
+                mode="manual",
+                model="gpt-4o-mini",
+                candidates=CATALOG,
+                needs=needs(prompt_tokens=120_000, max_tokens=127_000, clamp_max_tokens=True),
+            )
+        assert info.value.code == "max_tokens_exceeds_context"
+
+    def test_optimized_modes_clamp_to_the_first_model_and_drop_those_that_write_less(self) -> None:
+        result = plan(
+            mode="cost-optimized",
+            model=None,
+            candidates=CATALOG,
+            needs=needs(max_tokens=127_000, clamp_max_tokens=True),
+        )
+        assert result.max_tokens == 16_384
+        assert ids(result.candidates) == ["gpt-4o-mini", "gpt-4o", "claude-sonnet-4-5-20250929"]
+        assert reasons(result.rejections) == {"deepseek-chat": RejectReason.MAX_TOKENS_TOO_LARGE}
