@@ -84,18 +84,5 @@ async def serve_cache_hit(
     result = _cached_result(entry)
     zero = Charge(usage=result.usage, cost=Cost(ZERO, ZERO, ZERO), price_id=model.price_id)
     run.attempts.append(AttemptRecord(model.model_id, model.provider, "cache_hit", 0, 200))
-    await log(
-        run,
-        Outcome(
-            status="success",
-            http_status=200,
-            model=model,
-            charge=zero,
-            content=result.content or "",
-            finish_reason=result.finish_reason,
-            tool_calls=result.tool_calls,
-            cached=True,
-            cache_savings=Decimal(entry["original_cost_usd"]),
-        ),
-    )
+    await log(run, Outcome.answered(model, result, zero, cache_savings=Decimal(entry["original_cost_usd"])))
     return model, result, zero

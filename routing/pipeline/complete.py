@@ -42,18 +42,7 @@ async def _completion_create(*, caller: Caller, inp: CompletionInput, request_id
 
     model, outcome = await first_answer(run, call_model)
     charge = charge_for(run, model, outcome.usage)
-    await log(
-        run,
-        Outcome(
-            status="success",
-            http_status=200,
-            model=model,
-            charge=charge,
-            content=outcome.content or "",
-            finish_reason=outcome.finish_reason,
-            tool_calls=outcome.tool_calls,
-        ),
-    )
+    await log(run, Outcome.answered(model, outcome, charge))
     if outcome.finish_reason != "content_filter":
         await cache_store(run, model, outcome, charge)
     completion = completion_of(run, model, outcome, charge, cached=False)

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from config.api_errors import ApiError
-from providers.adapters.base import ChatRequest, Usage
+from providers.adapters.base import ChatRequest, ChatResult, Usage
 from providers.catalog import Catalog, CatalogModel
 from providers.pricing import Cost
 from routing import engine
@@ -44,6 +44,23 @@ class Outcome:
     error: ApiError | None = None
     cached: bool = False
     cache_savings: Decimal = ZERO
+
+    @classmethod
+    def answered(
+        cls, model: CatalogModel, result: ChatResult, charge: Charge, *, cache_savings: Decimal | None = None
+    ) -> Outcome:
+        """A provider's (or the cache's, when cache_savings is given) answer, for the log row."""
+        return cls(
+            status="success",
+            http_status=200,
+            model=model,
+            charge=charge,
+            content=result.content or "",
+            finish_reason=result.finish_reason,
+            tool_calls=result.tool_calls,
+            cached=cache_savings is not None,
+            cache_savings=cache_savings if cache_savings is not None else ZERO,
+        )
 
 
 @dataclass
