@@ -13,6 +13,7 @@ from django.db.models import Prefetch
 from django.utils import timezone
 
 from providers.adapters.base import ProviderConfig
+from providers.adapters.common import secrets_register
 from providers.models import Model, ModelPrice, Provider
 from providers.pricing import Rates
 
@@ -84,6 +85,7 @@ def price_in_force(model: Model, at: object = None) -> ModelPrice | None:
 
 
 def _load() -> Catalog:
+    secrets_register(settings.PROVIDER_API_KEYS.values())
     now = timezone.now()
     prices = ModelPrice.objects.filter(effective_from__lte=now).order_by("-effective_from", "-id")
     models = Model.objects.select_related("provider").prefetch_related(Prefetch("prices", queryset=prices))

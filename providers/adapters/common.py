@@ -250,9 +250,20 @@ def loads_event(provider: str, data: str) -> Any:
 # Errors
 
 
+# Every configured provider key (set by the catalog when it loads): a vendor's error body can echo any of
+# them, e.g. a proxy in front of one vendor that forwards another's key, and none may reach a client or a row.
+_secrets: frozenset[str] = frozenset()
+
+
+def secrets_register(keys: Iterable[str | None]) -> None:
+    global _secrets
+    _secrets = frozenset(key for key in keys if key and len(key) >= 8)
+
+
 def redact(text: str, api_key: str | None) -> str:
-    if api_key:
-        text = text.replace(api_key, "[redacted]")
+    for secret in (api_key, *_secrets) if api_key else _secrets:
+        if secret and secret in text:
+            text = text.replace(secret, "[redacted]")
     return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + "…"
 
 
