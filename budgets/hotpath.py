@@ -19,14 +19,17 @@ from budgets.models import Reservation
 from budgets.services import budget_reserve
 from config.db import execute_statements, get_pool, run_orm, run_script
 
-# Holds only when the budget exists, its monthly period is current and the amount fits both limits.
+# Holds only when the budget exists, its monthly period is current and the amount fits both limits: the
+# user's own counting the spending since their last reset, the admin's all of the period's (as
+# budgets.services._fits counts them).
 RESERVE_SQL = """
 WITH held AS (
     UPDATE budgets_budget
        SET reserved_usd = reserved_usd + %(amount)s, updated_at = now()
      WHERE user_id = %(user_id)s
        AND (period <> 'monthly' OR period_start >= date_trunc('month', now(), 'UTC'))
-       AND (own_limit_usd IS NULL OR own_limit_usd >= spent_usd + reserved_usd + %(amount)s)
+       AND (own_limit_usd IS NULL
+            OR own_limit_usd >= spent_usd - reset_offset_usd + reserved_usd + %(amount)s)
        AND (admin_limit_usd IS NULL OR admin_limit_usd >= spent_usd + reserved_usd + %(amount)s)
  RETURNING user_id
 )

@@ -28,7 +28,12 @@ class Budget(models.Model):
     )
     period = models.CharField(max_length=16, choices=Period.choices, default=Period.MONTHLY)
     period_start = models.DateTimeField(default=timezone.now)
-    spent_usd = models.DecimalField(**MONEY, default=0)
+    spent_usd = models.DecimalField(**MONEY, default=0)  # the period's real spending
+    # A reset frees the user's own limit only: it remembers the spending so far instead of zeroing it, so an
+    # admin limit keeps counting all of spent_usd and the own limit counts spent_usd - reset_offset_usd.
+    reset_offset_usd = models.DecimalField(
+        **MONEY, default=0, help_text="The period's spending before the user's last reset."
+    )
     reserved_usd = models.DecimalField(**MONEY, default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -37,6 +42,10 @@ class Budget(models.Model):
             models.CheckConstraint(condition=models.Q(spent_usd__gte=0), name="budget_spent_not_negative"),
             models.CheckConstraint(
                 condition=models.Q(reserved_usd__gte=0), name="budget_reserved_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(reset_offset_usd__gte=0, reset_offset_usd__lte=models.F("spent_usd")),
+                name="budget_reset_offset_within_spent",
             ),
         ]
 

@@ -7,6 +7,10 @@ are never left to the database: SQLite keeps NUMERIC as floating point, where 0.
 held and freed again leaves -3.5e-18 and trips the not-negative check. Settling happens inside the
 caller's transaction, the one that writes the request log row, so the log's costs and the budget's
 spending can never disagree.
+
+A reset frees only the user's own limit: `spent_usd` keeps the period's real spending, which an admin limit
+always counts, and `reset_offset_usd` remembers how much of it came before the user's last reset, which
+their own limit no longer counts. Only the new period (the first of the month) zeroes both.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from decimal import ROUND_HALF_UP, Context, Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from budgets.models import Budget, Reservation
@@ -34,29 +38,39 @@ EXACT = Context(prec=100)
 @dataclass(frozen=True, slots=True)
 class BudgetState:
     user_id: int
-    spent: Decimal
+    spent: Decimal  # what the user's own limit counts: the period's spending since their last reset
     reserved: Decimal
     limit: Decimal | None  # the effective limit: the lower of the user's own and the admin's
     own_limit: Decimal | None
     admin_limit: Decimal | None
     period: str
     period_start: datetime
+    period_spent: Decimal  # the period's real spending, which the admin limit counts (a reset leaves it)
+
+    def _counted(self) -> list[tuple[Decimal, Decimal]]:
+        """Each limit that is set, with the spending it counts."""
+        pairs = ((self.own_limit, self.spent), (self.admin_limit, self.period_spent))
+        return [(limit, spent) for limit, spent in pairs if limit is not None]
 
     @property
     def remaining(self) -> Decimal | None:
-        """What new requests may still reserve: the limit less spending and holds in flight."""
-        if self.limit is None:
+        """What new requests may still reserve: the least any limit leaves after its spending and the holds."""
+        counted = self._counted()
+        if not counted:
             return None
-        return max(self.limit - self.spent - self.reserved, ZERO)
+        return max(min(limit - spent - self.reserved for limit, spent in counted), ZERO)
 
     @property
     def used_percentage(self) -> Decimal | None:
-        """Settled spending as a share of the limit, two decimals; a zero limit counts as fully used."""
-        if self.limit is None:
+        """Settled spending as a share of its limit, the most used limit's, two decimals; a zero limit is
+        fully used. Before any reset both limits count the same spending, so this is spent over the lower."""
+        counted = self._counted()
+        if not counted:
             return None
-        if self.limit == ZERO:
+        if any(limit == ZERO for limit, _ in counted):
             return HUNDRED
-        return (self.spent * HUNDRED / self.limit).quantize(CENT, rounding=ROUND_HALF_UP)
+        share = max(spent * HUNDRED / limit for limit, spent in counted)
+        return share.quantize(CENT, rounding=ROUND_HALF_UP)
 
     @property
     def resets_at(self) -> datetime | None:
@@ -95,23 +109,36 @@ def _budget_locked(*, user_id: int) -> Budget | None:
     return Budget.objects.select_for_update().filter(user_id=user_id).first()
 
 
+def _own_spent(budget: Budget) -> Decimal:
+    """The spending the user's own limit counts: the period's, less what came before their last reset."""
+    return _minus(budget.spent_usd, budget.reset_offset_usd)
+
+
+def _limits(budget: Budget) -> list[tuple[Decimal, Decimal]]:
+    """Each limit that is set, with the spending it counts (as budgets.hotpath.RESERVE_SQL counts it)."""
+    pairs = ((budget.own_limit_usd, _own_spent(budget)), (budget.admin_limit_usd, budget.spent_usd))
+    return [(limit, spent) for limit, spent in pairs if limit is not None]
+
+
+def _after(spent: Decimal, budget: Budget, amount: Decimal) -> Decimal:
+    return EXACT.add(EXACT.add(spent, budget.reserved_usd), amount)
+
+
 def _fits(budget: Budget, amount: Decimal) -> bool:
-    total_after = EXACT.add(EXACT.add(budget.spent_usd, budget.reserved_usd), amount)
-    return all(
-        limit is None or limit >= total_after for limit in (budget.own_limit_usd, budget.admin_limit_usd)
-    )
+    return all(limit >= _after(spent, budget, amount) for limit, spent in _limits(budget))
 
 
 def _state(budget: Budget) -> BudgetState:
     return BudgetState(
         user_id=budget.user_id,
-        spent=budget.spent_usd,
+        spent=_own_spent(budget),
         reserved=budget.reserved_usd,
         limit=effective_limit(budget.own_limit_usd, budget.admin_limit_usd),
         own_limit=budget.own_limit_usd,
         admin_limit=budget.admin_limit_usd,
         period=budget.period,
         period_start=budget.period_start,
+        period_spent=budget.spent_usd,
     )
 
 
@@ -131,7 +158,9 @@ def _roll_period(budget: Budget) -> Budget:
     start = month_start(timezone.now())
     if budget.period_start >= start:
         return budget
-    Budget.objects.filter(pk=budget.pk, period_start__lt=start).update(spent_usd=ZERO, period_start=start)
+    Budget.objects.filter(pk=budget.pk, period_start__lt=start).update(
+        spent_usd=ZERO, reset_offset_usd=ZERO, period_start=start
+    )
     budget.refresh_from_db()
     return budget
 
@@ -144,16 +173,18 @@ def _usd(value: Decimal) -> str:
     return "0" if value.is_zero() else f"{value.normalize():f}"
 
 
-def _refusal(state: BudgetState, amount: Decimal) -> BudgetExceeded:
-    remaining = state.remaining if state.remaining is not None else ZERO
+def _refusal(budget: Budget, amount: Decimal) -> BudgetExceeded:
+    """The 402, naming the limit that refused (the one with the least room) and the spending it counts."""
+    limit, spent = min(_limits(budget), key=lambda pair: pair[0] - _after(pair[1], budget, ZERO))
+    remaining = max(limit - _after(spent, budget, ZERO), ZERO)
     exceed = amount - remaining
     return BudgetExceeded(
         f"Budget exceeded: this request may cost up to ${_usd(amount)}, "
-        f"${_usd(remaining)} of ${_usd(state.limit or ZERO)} remains",
+        f"${_usd(remaining)} of ${_usd(limit)} remains",
         extra={
             "reason": "limit_would_be_exceeded",
-            "total_spent_usd": state.spent,
-            "spending_limit_usd": state.limit,
+            "total_spent_usd": spent,
+            "spending_limit_usd": limit,
             "remaining_budget_usd": remaining,
             "estimated_cost_usd": amount,
             "would_exceed_by_usd": exceed if exceed > ZERO else ZERO,
@@ -194,7 +225,7 @@ def _reserve(budget: Budget, *, amount: Decimal, request_id: str, idempotency_ke
     # Locked, checked and written in one transaction: no other hold can land between the check and the write.
     locked = Budget.objects.select_for_update().get(pk=budget.pk)
     if not _fits(locked, amount):
-        raise _refusal(_state(locked), amount)
+        raise _refusal(locked, amount)
     Budget.objects.filter(pk=budget.pk).update(reserved_usd=_plus(locked.reserved_usd, amount))
     expires_at = timezone.now() + timedelta(seconds=settings.ROUTER_RESERVATION_TTL_S)
     if existing is not None:
@@ -312,8 +343,13 @@ def budget_limit_set(*, user_id: int, limit_usd: Decimal | None) -> BudgetState:
 
 
 def budget_reset(*, user_id: int) -> BudgetState:
-    """Zeroes spending for the current period; limits (the admin's included) stay."""
+    """Zeroes what the user's own limit counts for the current period; limits and holds stay.
+
+    An admin limit keeps counting the period's real spending, so a reset never lifts it, and the period
+    itself (calendar-aligned) goes on: only its rollover zeroes everything. One statement, so a settle
+    landing at the same moment counts either before the reset or after it, never both or neither.
+    """
     budget = budget_get_or_create(user_id=user_id)
-    Budget.objects.filter(pk=budget.pk).update(spent_usd=ZERO, period_start=timezone.now())
+    Budget.objects.filter(pk=budget.pk).update(reset_offset_usd=F("spent_usd"))
     budget.refresh_from_db()
     return _state(budget)

@@ -85,11 +85,13 @@ def price_in_force(model: Model, at: object = None) -> ModelPrice | None:
 
 
 def _load() -> Catalog:
-    secrets_register(settings.PROVIDER_API_KEYS.values())
     now = timezone.now()
     prices = ModelPrice.objects.filter(effective_from__lte=now).order_by("-effective_from", "-id")
     models = Model.objects.select_related("provider").prefetch_related(Prefetch("prices", queryset=prices))
     providers = {p.name: provider_config_for(p) for p in Provider.objects.all()}
+    # Every key this snapshot can send (and every one configured, with a provider row or not), collected once
+    # per load so that redacting an error costs a few substring checks.
+    secrets_register([*settings.PROVIDER_API_KEYS.values(), *(c.api_key for c in providers.values())])
     entries = []
     for model in models:
         price = next(iter(model.prices.all()), None)

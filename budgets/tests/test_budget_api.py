@@ -217,16 +217,32 @@ def test_reset_zeroes_spending_and_keeps_the_limits(alice_api, alice):
     body = response.json()
     assert body["spending"]["total_spent_usd"] == 0
     assert body["spending"]["spending_limit_usd"] == 10 and body["admin_limit_usd"] == 20
+    assert body["spending"]["remaining_budget_usd"] == 10
     budget = Budget.objects.get(user=alice)
-    assert budget.spent_usd == 0 and budget.own_limit_usd == D("10") and budget.admin_limit_usd == D("20")
+    assert budget.own_limit_usd == D("10") and budget.admin_limit_usd == D("20")
+    # The period's real spending stays, for the admin's limit: the reset only stops the user's own counting it.
+    assert budget.spent_usd == D("9.99") and budget.reset_offset_usd == D("9.99")
 
 
-def test_reset_starts_the_period_now(alice_api, alice, monkeypatch):
+def test_reset_never_lifts_the_admin_limit(alice_api, alice):
+    _budget(alice, own_limit_usd=D("10"), admin_limit_usd=D("10"), spent_usd=D("7.5"))
+    body = alice_api.post("/v1/budget/reset").json()
+    assert body["spending"] == {
+        "total_spent_usd": 0,  # what the user's own limit counts now
+        "spending_limit_usd": 10,
+        "remaining_budget_usd": 2.5,  # what the admin's limit still allows this period
+        "budget_used_percentage": 75,
+    }
+    again = alice_api.get("/v1/budget").json()
+    assert again["spending"] == body["spending"] and again["admin_limit_usd"] == 10
+
+
+def test_reset_keeps_the_calendar_period(alice_api, alice, monkeypatch):
     now = datetime(2026, 3, 17, 12, 0, tzinfo=UTC)
     monkeypatch.setattr(timezone, "now", lambda: now)
     _budget(alice, spent_usd=D("1"), period_start=datetime(2026, 3, 1, tzinfo=UTC))
     body = alice_api.post("/v1/budget/reset").json()
-    assert body["period_start"] == "2026-03-17T12:00:00Z"
+    assert body["period_start"] == "2026-03-01T00:00:00Z"
     assert body["resets_at"] == "2026-04-01T00:00:00Z"
 
 

@@ -26,6 +26,7 @@ from budgets.services import (
     budget_limit_set,
     budget_release,
     budget_reserve,
+    budget_reset,
     budget_settle,
     reservations_expire,
 )
@@ -87,6 +88,22 @@ def charges_then_a_hold_for_the_rest(user_id: int) -> dict[str, Any]:
     return {"granted": True, **_amounts(user_id)}
 
 
+def a_reset_frees_the_own_limit_and_not_the_admins(user_id: int) -> dict[str, Any]:
+    budget_limit_set(user_id=user_id, limit_usd=D("0.3"))
+    Budget.objects.filter(user_id=user_id).update(admin_limit_usd=D("0.5"))
+    for amount in (D("0.1"), D("0.2")):  # 0.1 + 0.2 as floating point is not 0.3
+        budget_charge(user_id=user_id, amount=amount)
+    budget_reset(user_id=user_id)
+    granted = []
+    for amount in (D("0.3"), D("0.2")):  # the own limit would take 0.3 again; the admin's 0.5 leaves 0.2
+        try:
+            budget_reserve(user_id=user_id, amount=amount)
+            granted.append(True)
+        except BudgetExceeded:
+            granted.append(False)
+    return {"granted": granted, **_amounts(user_id)}
+
+
 SCENARIOS: dict[str, Callable[[int], dict[str, Any]]] = {
     scenario.__name__: scenario
     for scenario in (
@@ -95,6 +112,7 @@ SCENARIOS: dict[str, Callable[[int], dict[str, Any]]] = {
         overlapping_holds_expired,
         holds_that_exactly_fill_the_limit,
         charges_then_a_hold_for_the_rest,
+        a_reset_frees_the_own_limit_and_not_the_admins,
     )
 }
 
@@ -158,4 +176,12 @@ def test_a_hold_for_exactly_what_charges_left_is_granted(on_sqlite):
         "granted": True,
         "spent": "0.3",
         "reserved": "0.3",
+    }
+
+
+def test_a_reset_frees_the_own_limit_and_never_the_admins(on_sqlite):
+    assert _result(on_sqlite, "a_reset_frees_the_own_limit_and_not_the_admins") == {
+        "granted": [False, True],
+        "spent": "0.3",
+        "reserved": "0.2",
     }

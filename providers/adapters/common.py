@@ -239,7 +239,7 @@ def loads_event(provider: str, data: str) -> Any:
         return json.loads(data)
     except ValueError as exc:
         raise ProviderError(
-            f"{provider}: malformed stream event: {data[:200]!r}",
+            f"{provider}: malformed stream event: {redact(data, limit=200)!r}",
             retryable=True,
             kind="protocol",
             extra={"provider": provider, "category": "protocol"},
@@ -252,19 +252,35 @@ def loads_event(provider: str, data: str) -> Any:
 
 # Every configured provider key (set by the catalog when it loads): a vendor's error body can echo any of
 # them, e.g. a proxy in front of one vendor that forwards another's key, and none may reach a client or a row.
-_secrets: frozenset[str] = frozenset()
+# Longest first, so a key that contains another is replaced whole, not around the shorter one. Shorter
+# strings than this are no credential and would cut through ordinary words.
+MIN_SECRET_CHARS = 8
+_secrets: tuple[str, ...] = ()
+
+
+def _longest_first(keys: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted(set(keys), key=lambda key: (-len(key), key)))
 
 
 def secrets_register(keys: Iterable[str | None]) -> None:
     global _secrets
-    _secrets = frozenset(key for key in keys if key and len(key) >= 8)
+    _secrets = _longest_first(key for key in keys if key and len(key) >= MIN_SECRET_CHARS)
 
 
-def redact(text: str, api_key: str | None) -> str:
-    for secret in (api_key, *_secrets) if api_key else _secrets:
-        if secret and secret in text:
+def redact(text: str, api_key: str | None = None, *, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """Text a provider sent, with every configured key (and `api_key`) replaced, then cut to `limit`.
+
+    Replaced before the cut: a key cut in two by the limit would no longer match, and its start would leak.
+    """
+    secrets = _secrets if not api_key or api_key in _secrets else _longest_first((api_key, *_secrets))
+    for secret in secrets:
+        if secret in text:
             text = text.replace(secret, "[redacted]")
-    return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + "…"
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _redacted_or_none(value: str | None, api_key: str | None) -> str | None:
+    return None if value is None else redact(value, api_key)
 
 
 def _parse_seconds(value: str) -> float | None:
@@ -395,8 +411,8 @@ def error_from_body(
         extra={
             "provider": provider,
             "category": category,
-            "type": vendor_type,
-            "code": code,
+            "type": _redacted_or_none(vendor_type, api_key),
+            "code": _redacted_or_none(code, api_key),
             **(extra or {}),
         },
     )
@@ -477,7 +493,7 @@ async def post_json(
         payload = None
     if not isinstance(payload, dict):
         raise ProviderError(
-            f"{config.name}: response is not a JSON object: {response.text[:200]!r}",
+            f"{config.name}: response is not a JSON object: {redact(response.text, config.api_key, limit=200)!r}",
             status=response.status_code,
             retryable=True,
             kind="protocol",
