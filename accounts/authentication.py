@@ -16,10 +16,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
-from django.db import close_old_connections
 from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
@@ -29,6 +27,7 @@ from rest_framework.request import Request
 from accounts.models import ApiKey, User
 from accounts.services import api_key_hash
 from config.api_errors import AuthenticationFailed, RateLimited
+from config.db import run_orm
 from config.middleware import client_ip_var
 
 logger = logging.getLogger(__name__)
@@ -163,22 +162,9 @@ async def aprincipal_for_key(raw_key: str | None, *, client_ip: str | None = Non
         _, principal = _cached(api_key_hash(raw_key))
         if principal is not None:
             return principal
-    return await sync_to_async(_principal_for_key_released, thread_sensitive=False)(
-        raw_key, client_ip or client_ip_var.get()
-    )
-
-
-def _principal_for_key_released(raw_key: str | None, client_ip: str | None) -> Principal:
-    """The lookup from async code, handing its connection back to the pool at once.
-
-    Thread-sensitive under ASGI would mean the request's own thread, which keeps its connection until the
-    request ends: a burst of concurrent requests then holds the whole pool while each waits for another
-    connection to reserve budget or log, and they all time out.
-    """
-    try:
-        return principal_for_key(raw_key, client_ip=client_ip)
-    finally:
-        close_old_connections()
+    # In a worker thread that hands its connection back at once (config.db.run_orm): thread-sensitive under
+    # ASGI would keep the request's connection until it ends, and a burst of requests would hold the pool.
+    return await run_orm(principal_for_key, raw_key, client_ip=client_ip or client_ip_var.get())
 
 
 def forget_cached_keys() -> None:

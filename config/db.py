@@ -9,16 +9,26 @@ the whole rest of a request.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import psycopg
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections, connection
 from psycopg import AsyncClientCursor, AsyncConnection
 from psycopg_pool import AsyncConnectionPool
+
+from config.circuit import (
+    CircuitPgAsyncConnection,
+    CircuitPgConnection,
+    DatabaseCircuitOpen,
+    database_circuit,
+    trips_database_circuit,
+)
 
 T = TypeVar("T")
 IDLE_CHECK_S = 1.0
@@ -29,18 +39,82 @@ _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[AsyncC
 
 
 async def run_orm(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Runs ORM work in a worker thread (not the request's single sync thread) and releases its connection."""
+    """Runs ORM work in a worker thread (not the request's single sync thread) and releases its connection.
+
+    If the database circuit opens while the thread waits for a connection, the caller gets its error at once;
+    the thread, abandoned, does nothing once it has one (the caller was told it failed)."""
+    abandoned = threading.Event()
 
     def call() -> T:
         try:
+            if connection.vendor == "postgresql":
+                connection.ensure_connection()  # where a pool wait happens
+            if abandoned.is_set():
+                raise DatabaseCircuitOpen("abandoned while waiting for the database")
             return fn(*args, **kwargs)
         finally:
             close_old_connections()
 
-    return await sync_to_async(call, thread_sensitive=False)()
+    await database_admit()
+    try:
+        return await _until_circuit_opens(sync_to_async(call, thread_sensitive=False)(), abandoned.set)
+    except Exception as exc:
+        if trips_database_circuit(exc):
+            database_circuit.failed()
+        raise
 
 
-def _conninfo() -> str:
+async def _until_circuit_opens(awaitable: Awaitable[T], abandon: Callable[[], None]) -> T:
+    """The awaitable's result, or DatabaseCircuitOpen as soon as the database circuit opens meanwhile (a pool
+    whose reconnects are refused would otherwise keep every waiting request for its whole timeout)."""
+    task = asyncio.ensure_future(awaitable)
+    opening = database_circuit.opening()
+    try:
+        await asyncio.wait((task, opening), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        opening.cancel()
+    if task.done():
+        return task.result()
+    abandon()
+    task.cancel()
+    raise DatabaseCircuitOpen("The database became unreachable")
+
+
+PROBE_CONNECT_TIMEOUT_S = 2  # libpq's shortest
+
+
+async def database_admit() -> None:
+    """Nothing while the database circuit is closed. While it is open: DatabaseCircuitOpen at once, except for
+    the one caller per interval that probes with a fresh short-timeout connection (and closes it on success)."""
+    if not database_circuit.is_open:
+        return
+    if not database_circuit.allow():
+        raise DatabaseCircuitOpen("The database failed moments ago")
+    try:
+        probe = await CircuitPgAsyncConnection.connect(_conninfo(PROBE_CONNECT_TIMEOUT_S))
+    except psycopg.OperationalError as exc:
+        raise DatabaseCircuitOpen("The database is still unreachable") from exc
+    await probe.close()
+
+
+def database_probe() -> bool:
+    """Whether the database answers now, from a fresh connection (never a pool's wait); updates the circuit."""
+    if connection.vendor != "postgresql":
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            return True
+        except Exception:  # noqa: BLE001 - any failure to reach it means "not ready"
+            return False
+    try:
+        with CircuitPgConnection.connect(_conninfo(PROBE_CONNECT_TIMEOUT_S)) as probe:
+            probe.execute("SELECT 1")
+        return True
+    except psycopg.Error:
+        return False
+
+
+def _conninfo(connect_timeout: int | None = None) -> str:
     db = settings.DATABASES["default"]
     parts = {
         "host": db.get("HOST") or "127.0.0.1",
@@ -48,7 +122,7 @@ def _conninfo() -> str:
         "dbname": db["NAME"],
         "user": db.get("USER") or "",
         "password": db.get("PASSWORD") or "",
-        "connect_timeout": str(settings.DB_CONNECT_TIMEOUT_S),
+        "connect_timeout": str(connect_timeout or settings.DB_CONNECT_TIMEOUT_S),
     }
     return " ".join(f"{k}={v}" for k, v in parts.items() if v)
 
@@ -78,8 +152,8 @@ async def _mark_returned(conn: AsyncConnection[Any]) -> None:
     _returned_at[conn] = time.monotonic()
 
 
-async def _open_pool() -> AsyncConnectionPool:
-    pool = AsyncConnectionPool(
+async def _open_pool() -> AsyncConnectionPool[Any]:
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         _conninfo(),
         min_size=1,
         max_size=settings.DB_ASYNC_POOL_MAX,
@@ -87,6 +161,7 @@ async def _open_pool() -> AsyncConnectionPool:
         timeout=settings.DB_POOL_TIMEOUT_S,
         reconnect_timeout=settings.DB_RECONNECT_TIMEOUT_S,
         name="gateway-async",
+        connection_class=CircuitPgAsyncConnection,
         check=_check_if_idle,
         # Autocommit: run_script sends its statements as one implicit transaction (see there).
         kwargs={"autocommit": True},
@@ -151,15 +226,24 @@ async def run_script(statements: list[tuple[str, Any]]) -> list[tuple[Any, ...]]
     Much cheaper than a pipeline or a transaction block of separate executes: one message each way."""
     pool = await get_pool()
     assert pool is not None, "run_script needs PostgreSQL"
-    async with pool.connection() as conn:
-        cursor = AsyncClientCursor(conn)
-        await cursor.execute(";\n".join(cursor.mogrify(sql, params) for sql, params in statements))
-        rows = None
-        while True:
-            if cursor.description is not None:
-                rows = await cursor.fetchall()
-            if not cursor.nextset():
-                return rows
+    await database_admit()
+    try:
+        conn = await _until_circuit_opens(pool.getconn(), lambda: None)
+        try:
+            cursor = AsyncClientCursor(conn)
+            await cursor.execute(";\n".join(cursor.mogrify(sql, params) for sql, params in statements))
+            rows = None
+            while True:
+                if cursor.description is not None:
+                    rows = await cursor.fetchall()
+                if not cursor.nextset():
+                    return rows
+        finally:
+            await pool.putconn(conn)
+    except Exception as exc:
+        if trips_database_circuit(exc):
+            database_circuit.failed()
+        raise
 
 
 def execute_statements(statements: list[tuple[str, Any]]) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 
@@ -12,23 +10,15 @@ def health(request: HttpRequest) -> JsonResponse:
 
 
 def _database_ok() -> bool:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        return True
-    except Exception:  # noqa: BLE001 - any failure to reach it means "not ready"
-        return False
+    from config.db import database_probe
+
+    return database_probe()
 
 
 def _redis_ok() -> bool:
-    if not settings.REDIS_URL:
-        return True  # embedded mode: local-memory cache, nothing to reach
-    try:
-        from django_redis import get_redis_connection
+    from config.redis_clients import redis_probe
 
-        return bool(get_redis_connection("default").ping())
-    except Exception:  # noqa: BLE001 - any failure to reach it means "not ready"
-        return False
+    return redis_probe()
 
 
 def ready(request: HttpRequest) -> JsonResponse:

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 
-from routing.redis_client import REDIS_ERRORS, get_redis
+from config.redis_clients import REDIS_ERRORS, get_redis
 
 logger = logging.getLogger(__name__)
 

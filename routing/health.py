@@ -8,7 +8,7 @@ import time
 
 from django.conf import settings
 
-from routing.redis_client import REDIS_ERRORS, get_redis
+from config.redis_clients import REDIS_ERRORS, get_redis
 
 logger = logging.getLogger(__name__)
 LATENCY_SAMPLES = 50

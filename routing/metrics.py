@@ -55,14 +55,16 @@ class CeleryQueueDepth(Collector):
         )
         broker = settings.CELERY_BROKER_URL
         if broker and broker.startswith("redis"):
-            import redis
+            from config.redis_clients import REDIS_ERRORS, redis_sync_client
 
+            client = redis_sync_client(broker)
             try:
-                client = redis.Redis.from_url(broker, socket_timeout=0.5, socket_connect_timeout=0.5)
                 queue = settings.CELERY_TASK_DEFAULT_QUEUE
                 gauge.add_metric([queue], client.llen(queue))
-            except (redis.RedisError, OSError):
+            except REDIS_ERRORS:
                 pass
+            finally:
+                client.close()
         yield gauge
 
 

@@ -17,9 +17,9 @@ from django.conf import settings
 from redis.exceptions import NoScriptError
 
 from accounts.authentication import Principal
-from config.api_errors import RateLimited
+from config.api_errors import RateLimited, ServiceUnavailable
+from config.redis_clients import REDIS_ERRORS, get_redis
 from routing.metrics import RATE_LIMIT_REFUSALS
-from routing.redis_client import REDIS_ERRORS, get_redis
 
 WINDOW_S = 60
 KEY_TTL_S = 2 * WINDOW_S
@@ -84,7 +84,13 @@ async def rate_limit_check(principal: Principal, *, requests: int = 1) -> Admitt
     try:
         admitted, used = await _run(_ADMIT, key, limit, requests, KEY_TTL_S)
     except REDIS_ERRORS:
-        return None  # a rate limiter that is down lets traffic through; budgets still hold the money
+        if settings.ROUTER_RATE_LIMIT_FAIL_CLOSED:
+            raise ServiceUnavailable(
+                "Rate limits can't be checked right now; try again shortly",
+                code="rate_limit_unavailable",
+                headers={"Retry-After": "1"},
+            ) from None
+        return None  # fail open (the default): traffic goes through; budgets still hold the money
     if admitted:
         return Admitted(key=key, requests=requests)
     RATE_LIMIT_REFUSALS.inc()

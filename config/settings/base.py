@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from config.circuit import CircuitPgConnection
 from config.env import env_bool, env_float, env_int, env_list, env_optional_bool, env_optional_int, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -91,6 +92,8 @@ if DATABASE_URL:
             "max_size": env_int("DB_POOL_MAX", 20, minimum=1),
             "timeout": DB_POOL_TIMEOUT_S,
             "reconnect_timeout": DB_RECONNECT_TIMEOUT_S,
+            # Its connects open and close the database circuit (config/circuit.py).
+            "connection_class": CircuitPgConnection,
         }
         _db["OPTIONS"].setdefault("connect_timeout", DB_CONNECT_TIMEOUT_S)
     DATABASES = {"default": _db}
@@ -119,6 +122,8 @@ if REDIS_URL:
                 "SOCKET_TIMEOUT": 0.5,
                 # Redis down means the cache is bypassed, never an error.
                 "IGNORE_EXCEPTIONS": False,
+                # Connections that share the Redis circuit with the gateway's own clients (config/redis_clients.py).
+                "CONNECTION_POOL_CLASS": "config.redis_clients.CircuitConnectionPool",
             },
         }
     }
@@ -139,7 +144,19 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 300, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 360, minimum=1)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
+# Short socket timeouts and one publish retry: a broker that is down or hung costs a web request about a
+# second, then the dispatch circuit refuses at once (routing/services/dispatch.py). Above kombu's 1 s BRPOP.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 600,
+    "socket_timeout": 2.0,
+    "socket_connect_timeout": 1.0,
+}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
 CELERY_TIMEZONE = "UTC"
 
 # --- Auth & API
@@ -219,6 +236,9 @@ ROUTER_FANOUT_LEASE_S = env_float("ROUTER_FANOUT_LEASE_S", 240.0, minimum=1)
 ROUTER_FANOUT_MAX_ATTEMPTS = env_int("ROUTER_FANOUT_MAX_ATTEMPTS", 3, minimum=1)
 ROUTER_MAX_BODY_BYTES = DATA_UPLOAD_MAX_MEMORY_SIZE
 ROUTER_RATE_LIMIT_RPM = env_optional_int("ROUTER_RATE_LIMIT_RPM", minimum=1)
+# With Redis unreachable, rate limits can't be counted: let traffic through (default; budgets still hold the
+# money) or refuse it with 503.
+ROUTER_RATE_LIMIT_FAIL_CLOSED = env_bool("ROUTER_RATE_LIMIT_FAIL_CLOSED", False)
 ROUTER_LOG_RETENTION_DAYS = env_optional_int("ROUTER_LOG_RETENTION_DAYS", minimum=1)
 ROUTER_DEMO = env_optional_bool("ROUTER_DEMO")
 ROUTER_DEADLINE_S = env_float("ROUTER_DEADLINE_S", 120.0, minimum=1)

@@ -14,6 +14,7 @@ Items in an optimized mode, whose provider is only known once planned, share the
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 import zlib
@@ -42,6 +43,8 @@ from routing.services.fanout import (
     row_run,
     rows_requeue_stale,
 )
+
+logger = logging.getLogger(__name__)
 
 MAX_ITEMS = 100
 AUTO_LANE = "auto"
@@ -199,12 +202,23 @@ def _lanes_fill(lanes: Iterable[str]) -> None:
 _eager = threading.local()
 
 
+def _unpublished(ids: list[int]) -> None:
+    """Items whose task could not be sent wait as pending: the batch stays accepted, and the periodic resume
+    (or the next finished item of their lane) queues them once the broker is back."""
+    BatchItem.objects.filter(pk__in=ids, status=Status.QUEUED).update(status=Status.PENDING, queued_at=None)
+    logger.warning("broker unavailable: %d batch items wait for the periodic resume", len(ids))
+
+
 def _publish(ids: list[int]) -> None:
     """Sends one task per item. Without a broker (embedded mode, eager Celery) the items run here, one after
     another: a loop rather than recursion, since each finished item queues the next."""
     if not dispatch.runs_inline():
-        for pk in ids:
-            dispatch.task_send(dispatch.BATCH_ITEM_RUN, pk)
+        for index, pk in enumerate(ids):
+            try:
+                dispatch.task_send(dispatch.BATCH_ITEM_RUN, pk)
+            except dispatch.BrokerUnavailable:
+                _unpublished(ids[index:])
+                return
         return
     pending: list[int] | None = getattr(_eager, "pending", None)
     if pending is not None:
@@ -343,5 +357,7 @@ async def batch_wait(*, batch_id: str, timeout_s: float | None = None) -> bool:
     async def done() -> bool:
         return bool(await run_orm(lambda: BatchJob.objects.filter(pk=batch_id, status="completed").exists()))
 
+    if dispatch.broker_circuit.is_open:
+        return False  # its items wait for the broker: answer 202 at once rather than wait for nothing
     timeout = settings.ROUTER_BATCH_WAIT_S if timeout_s is None else timeout_s
     return await parent_wait(parent_id=batch_id, is_done=done, timeout_s=timeout)

@@ -59,7 +59,22 @@ def _resolve_models(models: list[str]) -> list[tuple[str, str]]:
 
 
 def _enqueue(result_ids: list[int]) -> None:
-    dispatch.tasks_send_together(dispatch.COMPARISON_MODEL_RUN, [(pk,) for pk in result_ids])
+    """Sends one task per model. A broker that can't take them fails the comparison as one, before anything ran
+    or was charged: its rows end as errors (never run later behind the client's back) and the caller gets 503."""
+    try:
+        dispatch.tasks_send_together(dispatch.COMPARISON_MODEL_RUN, [(pk,) for pk in result_ids])
+    except dispatch.BrokerUnavailable as exc:
+        results = ComparisonResult.objects.filter(pk__in=result_ids, status=FanoutRow.Status.QUEUED)
+        comparison_ids = set(results.values_list("comparison_id", flat=True))
+        results.update(
+            status=FanoutRow.Status.ERROR,
+            error_code=exc.code,
+            error_message=exc.message,
+            completed_at=timezone.now(),
+        )
+        for comparison_id in comparison_ids:
+            _complete_if_done(comparison_id)
+        raise
 
 
 def comparison_start(

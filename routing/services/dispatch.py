@@ -3,9 +3,34 @@
 from __future__ import annotations
 
 import functools
+import logging
 
 from celery import current_app, group
 from celery.canvas import Signature
+from kombu.exceptions import OperationalError as BrokerOperationalError
+
+from config.api_errors import ServiceUnavailable
+from config.circuit import Circuit
+from config.redis_clients import REDIS_ERRORS
+
+logger = logging.getLogger(__name__)
+# A broker that is down or hung costs one publish timeout, then sends fail at once until a probe gets through.
+broker_circuit = Circuit("Celery broker", open_s=3.0)
+_BROKER_ERRORS = (BrokerOperationalError, *REDIS_ERRORS)
+
+
+class BrokerUnavailable(ServiceUnavailable):
+    """The task could not be queued: nothing was sent."""
+
+    code = "queue_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The task queue is unavailable; try again shortly",
+            code="queue_unavailable",
+            headers={"Retry-After": "5"},
+        )
+
 
 COMPARISON_MODEL_RUN = "routing.tasks.comparison_model_run_task"
 BATCH_ITEM_RUN = "routing.tasks.batch_item_run_task"
@@ -27,9 +52,25 @@ def _signature(name: str, args: tuple[object, ...]) -> Signature:
     return current_app.signature(name, args=args)
 
 
+def _send(publish: Signature) -> None:
+    """Publishes, or raises BrokerUnavailable at once while the broker's circuit is open."""
+    if runs_inline():
+        publish.apply_async()  # embedded mode: runs here, no broker to fail
+        return
+    if not broker_circuit.allow():
+        raise BrokerUnavailable
+    try:
+        publish.apply_async()
+    except _BROKER_ERRORS as exc:
+        broker_circuit.failed()
+        logger.warning("could not queue %s: %s", publish, exc)
+        raise BrokerUnavailable from exc
+    broker_circuit.succeeded()
+
+
 def task_send(name: str, *args: object) -> None:
-    _signature(name, args).apply_async()
+    _send(_signature(name, args))
 
 
 def tasks_send_together(name: str, arg_lists: list[tuple[object, ...]]) -> None:
-    group(_signature(name, args) for args in arg_lists).apply_async()
+    _send(group(_signature(name, args) for args in arg_lists))

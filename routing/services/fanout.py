@@ -28,8 +28,6 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import psycopg
-import redis
-import redis.asyncio as aioredis
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
@@ -37,11 +35,11 @@ from django.utils import timezone
 
 from config.api_errors import ApiError
 from config.db import close_pools
+from config.redis_clients import REDIS_ERRORS, aclose_redis, get_sync_redis, redis_async_client
 from providers.http import aclose_clients
 from routing.models import FanoutRow, GatewayRequest
 from routing.pipeline.complete import completion_create
 from routing.pipeline.types import Caller, CompletionInput
-from routing.redis_client import REDIS_ERRORS, aclose_redis
 from routing.usage import usage_json_of_row
 
 logger = logging.getLogger(__name__)
@@ -267,21 +265,15 @@ def rows_requeue_stale(model: type[Row], *, now: datetime, **parent_filter: Any)
 
 # --------------------------------------------------------------------------------------------- notifying
 
-_sync_client: redis.Redis | None = None
-
 
 def parent_done_notify(parent_id: str) -> None:
     """Wakes web processes waiting on this comparison or batch (best effort: waiters also poll)."""
-    global _sync_client
-    if not settings.REDIS_URL:
+    client = get_sync_redis()
+    if client is None:
         return
     try:
-        if _sync_client is None:
-            _sync_client = redis.Redis.from_url(
-                settings.REDIS_URL, socket_connect_timeout=0.5, socket_timeout=0.5
-            )
-        _sync_client.publish(CHANNEL_PREFIX + parent_id, b"1")
-    except (redis.RedisError, OSError):
+        client.publish(CHANNEL_PREFIX + parent_id, b"1")
+    except REDIS_ERRORS:
         logger.warning("could not publish completion of %s; waiters will see it by polling", parent_id)
 
 
@@ -308,7 +300,8 @@ class _Listener:
 
     async def _listen(self) -> None:
         assert settings.REDIS_URL
-        client = aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=0.5)
+        # No socket timeout: the listener waits on its own timeout, and a poll that times out proves nothing.
+        client = redis_async_client(socket_timeout=None)
         pubsub = client.pubsub()
         try:
             await pubsub.psubscribe(CHANNEL_PREFIX + "*")

@@ -32,18 +32,27 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self.connections_made = 0
+        self.hung = False
 
     @property
     def running(self) -> bool:
         return self._server is not None
 
+    def hang(self) -> None:
+        """A dependency that hangs rather than refusing: connections are accepted, and what is sent (on new
+        and open connections alike) is swallowed without an answer, until `start()` or `stop()`."""
+        self.start()
+        self.hung = True
+
     def start(self) -> Self:
+        self.hung = False
         if self._server is None:
             self._server = self._call(self._listen())
         return self
 
     def stop(self) -> None:
         """Refuses new connections and breaks every open one; returns when both are done."""
+        self.hung = False
         server, self._server = self._server, None
         if server is not None:
             self._call(self._shut(server))
@@ -89,6 +98,13 @@ class TcpProxy:
         if self._server is None:
             client_writer.transport.abort()
             return
+        if self.hung:
+            self._writers.add(client_writer)
+            with contextlib.suppress(OSError, RuntimeError):
+                while await client_reader.read(CHUNK):
+                    pass  # swallowed: no answer ever comes
+            self._writers.discard(client_writer)
+            return
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
         except OSError:
@@ -105,10 +121,11 @@ class TcpProxy:
                 self._writers.discard(writer)
                 writer.transport.abort()
 
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(CHUNK):
+                if self.hung:
+                    continue  # swallowed
                 writer.write(data)
                 await writer.drain()
         except (OSError, RuntimeError):

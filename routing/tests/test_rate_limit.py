@@ -15,9 +15,9 @@ from django.test import override_settings
 from accounts.authentication import Principal
 from accounts.services import api_key_issue
 from config.api_errors import RateLimited
+from config.redis_clients import get_redis
 from routing.models import Comparison, GatewayRequest
 from routing.ratelimit import rate_limit_check, rate_limit_release, window_key
-from routing.redis_client import get_redis
 from routing.tests.live import LiveGateway, live_database_url
 
 HELLO = [{"role": "user", "content": "What is the capital of France?"}]
