@@ -284,3 +284,21 @@ def test_expired_records_are_purged_hourly(alice):
     entry = app.conf.beat_schedule["purge-idempotency-records"]
     assert entry["task"] == "routing.tasks.idempotency_records_purge_task" and entry["task"] in app.tasks
     assert entry["schedule"] == 3600.0
+
+
+def test_the_schema_documents_the_header_on_every_spending_post(client, db):
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in (
+        "/v1/chat/completions",
+        "/v1/messages",
+        "/v1/responses",
+        "/v1/chat/compare",
+        "/v1/chat/batch",
+    ):
+        operation = paths[path]["post"]
+        assert "Idempotency-Key" in [p["name"] for p in operation["parameters"] if p["in"] == "header"]
+        envelope = "AnthropicError" if path == "/v1/messages" else "Error"
+        for status in ("409", "422"):
+            schema = operation["responses"][status]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": f"#/components/schemas/{envelope}"}, (path, status)
+    assert "parameters" not in paths["/v1/messages/count_tokens"]["post"]
