@@ -36,8 +36,9 @@ REPLAYED = "Idempotent-Replayed"
 # A stream is kept for replay up to this size; a longer one is remembered as done, but not replayable.
 MAX_STORED_BYTES = 4 * 1024 * 1024
 # The headers that describe the answer itself; rate-limit headers describe the moment and are not replayed.
-_KEPT = frozenset({"content-type", "x-request-id", "request-id", "cache-control", "x-accel-buffering"})
-_KEPT_PREFIXES = ("x-router-", "deprecation")
+_KEPT = frozenset(
+    {"content-type", "x-request-id", "request-id", "cache-control", "x-accel-buffering", "deprecation"}
+)
 Respond = Callable[[], Awaitable[HttpResponseBase]]
 
 
@@ -204,7 +205,7 @@ def _kept_headers(response: HttpResponseBase, request_id: str) -> dict[str, str]
     headers = {
         name: value
         for name, value in response.items()
-        if name.lower() in _KEPT or name.lower().startswith(_KEPT_PREFIXES)
+        if name.lower() in _KEPT or name.lower().startswith("x-router-")
     }
     if not any(name.lower() == "x-request-id" for name in headers):
         headers["X-Request-Id"] = request_id  # compare and batch get theirs from the middleware, later
