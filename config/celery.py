@@ -20,6 +20,7 @@ app.conf.beat_schedule = {
     "close-stale-requests": {"task": "routing.tasks.requests_close_task", "schedule": 60.0},
     "refresh-usage-rollups": {"task": "analytics.tasks.rollups_refresh_task", "schedule": 300.0},
     "clear-old-prompts": {"task": "analytics.tasks.retention_apply_task", "schedule": 3600.0},
+    "purge-idempotency-records": {"task": "routing.tasks.idempotency_records_purge_task", "schedule": 3600.0},
     # Batches and comparisons whose worker died: run their items again (read here, not from Django settings,
     # because this module is imported while the settings themselves load).
     "resume-batches-and-comparisons": {

@@ -1,4 +1,4 @@
-"""The request log in admin: read-only, filterable, never added to or deleted from."""
+"""The request log and Idempotency-Key records in admin: read-only, never added to or deleted from."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from routing.models import Attempt, GatewayRequest
+from routing.models import Attempt, GatewayRequest, IdempotencyRecord
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -51,3 +51,13 @@ class GatewayRequestAdmin(ReadOnlyAdmin):
     list_select_related = ("user",)
     show_full_result_count = False
     inlines = [AttemptInline]
+
+
+@admin.register(IdempotencyRecord)
+class IdempotencyRecordAdmin(ReadOnlyAdmin):
+    list_display = ("key", "api_key", "state", "status_code", "request_id", "created_at", "expires_at")
+    list_filter = ("state", "created_at")
+    search_fields = ("key", "request_id")
+    exclude = ("body",)  # bytes, possibly megabytes of a stream
+    list_select_related = ("api_key",)
+    show_full_result_count = False

@@ -258,3 +258,37 @@ class Attempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.request_id} #{self.index} {self.model}: {self.status}"
+
+
+class IdempotencyRecord(models.Model):
+    """The first outcome of a spending POST sent with an Idempotency-Key, kept 24 hours for its retries.
+
+    in_progress while the first request runs (the unique key is the claim), done once its response is stored.
+    """
+
+    class State(models.TextChoices):
+        IN_PROGRESS = "in_progress"
+        DONE = "done"
+
+    api_key = models.ForeignKey("accounts.ApiKey", on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255, help_text="The Idempotency-Key header's value.")
+    fingerprint = models.CharField(max_length=64, help_text="sha256 of method, path and body.")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.IN_PROGRESS)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    body = models.BinaryField(default=b"", blank=True)
+    replayable = models.BooleanField(
+        default=True, help_text="False: the outcome was too large to keep (a long stream); retries get 409."
+    )
+    request_id = models.CharField(max_length=40, help_text="The gateway request id of the first request.")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["api_key", "key"], name="idempotency_unique_key_per_api_key")
+        ]
+        indexes = [models.Index(fields=["expires_at"], name="idempotency_expires")]
+
+    def __str__(self) -> str:
+        return f"{self.api_key_id}:{self.key} ({self.state})"

@@ -14,6 +14,7 @@ from django.db import DatabaseError
 from routing.services.batches import batch_item_run, batches_resume
 from routing.services.comparisons import comparison_model_run, comparisons_resume
 from routing.services.fanout import worker_loop_close
+from routing.services.idempotency import idempotency_records_purge
 from routing.services.requests_close import requests_close_stale
 
 # A request gives up at ROUTER_DEADLINE_S; the soft limit is the backstop that still records the row as an
@@ -56,6 +57,12 @@ def requests_close_task() -> dict[str, int]:
 @shared_task(acks_late=True, ignore_result=True, soft_time_limit=60, time_limit=90)
 def batches_resume_task() -> dict[str, int]:
     return {**batches_resume(), "comparisons_requeued": comparisons_resume()}
+
+
+@shared_task(ignore_result=True, soft_time_limit=60, time_limit=90)
+def idempotency_records_purge_task() -> int:
+    """Idempotency-Key records past their 24 hours (an expired one is also replaced when its key comes back)."""
+    return idempotency_records_purge()
 
 
 @worker_process_shutdown.connect

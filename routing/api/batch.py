@@ -9,11 +9,13 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from accounts.authentication import Principal
 from config.api_errors import ApiError, api_methods
 from config.db import run_orm
 from routing import engine
 from routing.api.body import parse_json_body
 from routing.api.compare import authenticated, json_response, validated
+from routing.api.idempotency import idempotent
 from routing.api.serializers import MessageSerializer, StrictBooleanField
 from routing.ratelimit import rate_limit_check, rate_limit_release
 from routing.services.batches import MAX_ITEMS, batch_create, batch_get, batch_summary, batch_wait
@@ -57,6 +59,10 @@ class BatchInputSerializer(serializers.Serializer):
 @api_methods("POST")
 async def chat_batch(request: HttpRequest) -> HttpResponseBase:
     principal = await authenticated(request, limited=False)
+    return await idempotent(request, api_key_id=principal.key_id, respond=lambda: _batch(request, principal))
+
+
+async def _batch(request: HttpRequest, principal: Principal) -> HttpResponseBase:
     data = parse_json_body(request)
     fields = validated(BatchInputSerializer, data)
     assert isinstance(data, dict)

@@ -18,6 +18,7 @@ from config.api_errors import (
 from config.db import run_orm
 from config.rendering import dumps
 from routing.api.body import parse_json_body
+from routing.api.idempotency import idempotent
 from routing.api.serializers import MessageSerializer
 from routing.ratelimit import rate_limit_check, rate_limit_release
 from routing.services.comparisons import MAX_MODELS, comparison_get, comparison_start, comparison_wait
@@ -63,6 +64,12 @@ class CompareInputSerializer(serializers.Serializer):
 @api_methods("POST")
 async def chat_compare(request: HttpRequest) -> HttpResponseBase:
     principal = await authenticated(request, limited=False)
+    return await idempotent(
+        request, api_key_id=principal.key_id, respond=lambda: _compare(request, principal)
+    )
+
+
+async def _compare(request: HttpRequest, principal: Principal) -> HttpResponseBase:
     data = parse_json_body(request)
     fields = validated(CompareInputSerializer, data)
     assert isinstance(data, dict)

@@ -1,4 +1,5 @@
-"""One async view body for every door: authenticate, limit, parse with the door, run the pipeline, render.
+"""One async view body for every door: authenticate, limit, parse with the door, run the pipeline, render;
+once per Idempotency-Key (routing.api.idempotency).
 
 Errors, whenever they happen before the first byte, answer in the door's own envelope.
 """
@@ -10,11 +11,12 @@ from collections.abc import Awaitable, Callable
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 
-from accounts.authentication import aprincipal_for_key, key_from_headers
+from accounts.authentication import Principal, aprincipal_for_key, key_from_headers
 from config.api_errors import ApiError, InvalidRequest, internal_error
 from config.rendering import dumps
 from config.tracing import tracer
 from routing.api.body import parse_json_body
+from routing.api.idempotency import idempotent
 from routing.doors.base import Door
 from routing.doors.options import apply_router_headers
 from routing.pipeline.complete import completion_create, completion_stream_open
@@ -44,7 +46,12 @@ async def serve_door(
     request_id: str = request.request_id  # type: ignore[attr-defined]
     with tracer.start_as_current_span(span, attributes={"router.request_id": request_id}):
         try:
-            return await _serve(door, request, request_id, prepare)
+            principal = await aprincipal_for_key(key_from_headers(request))
+            return await idempotent(
+                request,
+                api_key_id=principal.key_id,
+                respond=lambda: _serve(door, request, principal, request_id, prepare),
+            )
         except ApiError as exc:
             return door_error_response(door, exc, request_id)
         except Exception as exc:  # noqa: BLE001 - a bug still answers in the door's envelope, without a traceback
@@ -52,9 +59,8 @@ async def serve_door(
 
 
 async def _serve(
-    door: Door, request: HttpRequest, request_id: str, prepare: Prepare | None
+    door: Door, request: HttpRequest, principal: Principal, request_id: str, prepare: Prepare | None
 ) -> HttpResponseBase:
-    principal = await aprincipal_for_key(key_from_headers(request))
     await rate_limit_check(principal)
     body = parse_json_body(request)
     if not isinstance(body, dict):

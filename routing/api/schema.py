@@ -18,7 +18,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.views import APIView
 
-from routing.api.schema_doors import ANTHROPIC_ERROR, anthropic_errors, door_operations
+from routing.api.schema_doors import ANTHROPIC_ERROR, ANTHROPIC_REF, anthropic_errors, door_operations
 from routing.api.serializers import CompletionInputSerializer
 from routing.usage import UsageSerializer
 
@@ -41,6 +41,21 @@ COMMON_ERRORS = {
     "503": "The database is unavailable; retry shortly",
 }
 BODY_ERRORS = {"413": "The body is larger than ROUTER_MAX_BODY_BYTES"}
+# The spending POSTs: each honours an Idempotency-Key (routing/api/idempotency.py).
+SPENDING = ("/v1/chat/completions", "/v1/messages", "/v1/responses", "/v1/chat/compare", "/v1/chat/batch")
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": "The same key from the same API key within 24 hours returns the first outcome (with "
+    "`Idempotent-Replayed: true`) and never charges twice. An error outcome releases the key.",
+}
+IDEMPOTENCY_ERRORS = {
+    "409": "idempotency_key_in_progress: the first request with this Idempotency-Key is still running (see "
+    "Retry-After); or idempotency_replay_unavailable: its stream was too long to keep",
+    "422": "idempotency_key_reused: this Idempotency-Key was used with a different request",
+}
 DETAIL_ERRORS = {"404": "Unknown id, or another user's"}
 COMPLETION_ERRORS = {
     "402": "The worst-case cost does not fit the remaining budget (budget detail fields in `error`)",
@@ -261,6 +276,8 @@ def add_gateway_paths(result: dict[str, Any], generator: Any, request: Any, publ
             ok["content"]["text/event-stream"] = {"schema": SSE_EVENT}
         if path.startswith("/v1/messages"):
             anthropic_errors(operation)
+        if path in SPENDING and method == "POST":
+            _idempotency(operation, ANTHROPIC_REF if path == "/v1/messages" else ERROR_REF)
         result["paths"].setdefault(path, {})[method.lower()] = operation
         extra_errors[path] = errors
     generator.registry.register_on_missing(_error_component(generator))
@@ -278,6 +295,17 @@ def add_gateway_paths(result: dict[str, Any], generator: Any, request: Any, publ
                 errors = {**BODY_ERRORS, **errors}
             _error_responses(operation, errors)
     return result
+
+
+def _idempotency(operation: dict[str, Any], envelope: dict[str, str]) -> None:
+    operation.setdefault("parameters", []).append(IDEMPOTENCY_KEY)
+    responses = operation.setdefault("responses", {})
+    for status, description in IDEMPOTENCY_ERRORS.items():
+        responses[status] = {"description": description, "content": {JSON: {"schema": envelope}}}
+    replayed = {"description": "`true` on a replay of the key's first outcome", "schema": {"type": "string"}}
+    for status, response in responses.items():
+        if status.startswith("2"):
+            response.setdefault("headers", {})["Idempotent-Replayed"] = replayed
 
 
 def _error_component(generator: Any) -> Any:
