@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Q
+from django.db.models import F, Q
 from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
@@ -43,6 +43,7 @@ class Principal:
 
     user_id: int
     key_id: int
+    team_id: int | None  # a team key: spending belongs to the team
     username: str
     is_staff: bool
     rate_limit_rpm: int | None
@@ -71,6 +72,8 @@ def _lookup(key_hash: str) -> Principal | None:
         ApiKey.objects.select_related("user")
         .filter(key_hash=key_hash, revoked_at__isnull=True, user__is_active=True)
         .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        # A team key works only while its holder is a member (the reservation checks again, at once).
+        .filter(Q(team__isnull=True) | Q(team__memberships__user_id=F("user_id")))
         .first()
     )
     if key is None:
@@ -80,6 +83,7 @@ def _lookup(key_hash: str) -> Principal | None:
     return Principal(
         user_id=key.user_id,
         key_id=key.pk,
+        team_id=key.team_id,
         username=key.user.username,
         is_staff=key.user.is_staff,
         rate_limit_rpm=key.rate_limit_rpm,

@@ -1,4 +1,4 @@
-"""Writes for users and API keys: issuing (the raw key is returned once) and revoking."""
+"""Writes for users, teams and API keys: issuing (the raw key is returned once), revoking, membership."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import ApiKey, User
+from accounts.models import ApiKey, Team, TeamMembership, User
 
 KEY_PREFIX = "amr_"
 DISPLAY_PREFIX_LENGTH = 12
@@ -31,6 +31,7 @@ def api_key_issue(
     name: str = "default",
     expires_in_days: int | None = None,
     rate_limit_rpm: int | None = None,
+    team: Team | None = None,
 ) -> tuple[ApiKey, str]:
     """Creates a key and returns it with the raw value, which is never stored and cannot be shown again."""
     raw = KEY_PREFIX + secrets.token_urlsafe(30)[:40]
@@ -42,6 +43,7 @@ def api_key_issue(
         key_hash=api_key_hash(raw),
         expires_at=expires_at,
         rate_limit_rpm=rate_limit_rpm,
+        team=team,
     )
     return key, raw
 
@@ -51,3 +53,24 @@ def api_key_revoke(*, key: ApiKey) -> ApiKey:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
     return key
+
+
+def team_create(*, name: str, members: list[User] | None = None) -> Team:
+    team = Team.objects.create(name=name)
+    for user in members or []:
+        team_member_add(team=team, user=user)
+    return team
+
+
+def team_member_add(*, team: Team, user: User) -> TeamMembership:
+    membership, _ = TeamMembership.objects.get_or_create(team=team, user=user)
+    return membership
+
+
+def team_member_remove(*, team: Team, user: User) -> None:
+    """Takes the user out of the team: its data and its keys they hold stop working for them at once (the key
+    lookup and every reservation check the membership)."""
+    TeamMembership.objects.filter(team=team, user=user).delete()
+    from accounts.authentication import forget_cached_keys
+
+    forget_cached_keys()

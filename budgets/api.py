@@ -1,4 +1,5 @@
-"""The /v1/budget API: read the caller's budget, set or remove their own limit, reset the period."""
+"""The /v1/budget API: read the caller's budget and every window that applies to the calling key, set or remove
+their own limit and own windows, reset what their own limits count."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from budgets.services import BudgetState, budget_limit_set, budget_reset, budget_state
+from budgets.periods import PERIODS
+from budgets.selectors import budget_windows
+from budgets.services import BudgetState, budget_limit_set, budget_reset, budget_state, budget_window_set
 from config.api_errors import InvalidRequest
 from config.rendering import MoneyJSONRenderer
 
@@ -26,6 +29,23 @@ class LimitField(serializers.DecimalField):
         return super().validate_empty_values(data)
 
 
+@extend_schema_serializer(component_name="BudgetWindow")
+class WindowOutputSerializer(serializers.Serializer):
+    scope = serializers.CharField()
+    scope_id = serializers.IntegerField()
+    name = serializers.CharField()
+    period = serializers.CharField()
+    limit_usd = serializers.DecimalField(source="limit", allow_null=True, **MONEY)
+    spent_usd = serializers.DecimalField(source="spent", **MONEY)
+    reserved_usd = serializers.DecimalField(source="reserved", **MONEY)
+    remaining_usd = serializers.DecimalField(source="remaining", allow_null=True, **MONEY)
+    used_percentage = serializers.DecimalField(
+        max_digits=12, decimal_places=2, coerce_to_string=False, allow_null=True
+    )
+    period_start = serializers.DateTimeField()
+    resets_at = serializers.DateTimeField(allow_null=True)
+
+
 @extend_schema_serializer(component_name="Budget")
 class BudgetOutputSerializer(serializers.Serializer):
     """The shape of api.md's GET /v1/budget, shared by the three endpoints (each answers with the budget)."""
@@ -39,12 +59,13 @@ class BudgetOutputSerializer(serializers.Serializer):
             source="used_percentage", max_digits=12, decimal_places=2, coerce_to_string=False, allow_null=True
         )
 
-    user_id = serializers.IntegerField()
-    spending = SpendingSerializer(source="*")
-    period = serializers.CharField()
-    period_start = serializers.DateTimeField()
-    resets_at = serializers.DateTimeField(allow_null=True)
-    admin_limit_usd = serializers.DecimalField(source="admin_limit", allow_null=True, **MONEY)
+    user_id = serializers.IntegerField(source="state.user_id")
+    spending = SpendingSerializer(source="state")
+    period = serializers.CharField(source="state.period")
+    period_start = serializers.DateTimeField(source="state.period_start")
+    resets_at = serializers.DateTimeField(source="state.resets_at", allow_null=True)
+    admin_limit_usd = serializers.DecimalField(source="state.admin_limit", allow_null=True, **MONEY)
+    windows = WindowOutputSerializer(many=True)
 
 
 class BudgetApi(APIView):
@@ -57,8 +78,12 @@ class BudgetApi(APIView):
         return request.auth.user_id  # type: ignore[union-attr]
 
     @staticmethod
-    def render(state: BudgetState) -> Response:
-        return Response(BudgetOutputSerializer(state).data)
+    def key_id(request: Request) -> int:
+        return request.auth.key_id  # type: ignore[union-attr]
+
+    def render(self, request: Request, state: BudgetState) -> Response:
+        windows = budget_windows(user_id=state.user_id, api_key_id=self.key_id(request))
+        return Response(BudgetOutputSerializer({"state": state, "windows": windows}).data)
 
 
 class BudgetGetApi(BudgetApi):
@@ -66,7 +91,7 @@ class BudgetGetApi(BudgetApi):
 
     @extend_schema(responses=BudgetOutputSerializer)
     def get(self, request: Request) -> Response:
-        return self.render(budget_state(user_id=self.user_id(request)))
+        return self.render(request, budget_state(user_id=self.user_id(request)))
 
 
 class BudgetLimitSetApi(BudgetApi):
@@ -104,7 +129,7 @@ class BudgetLimitSetApi(BudgetApi):
         state = budget_limit_set(
             user_id=self.user_id(request), limit_usd=serializer.validated_data["limit_usd"]
         )
-        return self.render(state)
+        return self.render(request, state)
 
 
 class BudgetResetApi(BudgetApi):
@@ -112,4 +137,35 @@ class BudgetResetApi(BudgetApi):
 
     @extend_schema(request=None, responses=BudgetOutputSerializer)
     def post(self, request: Request) -> Response:
-        return self.render(budget_reset(user_id=self.user_id(request)))
+        return self.render(
+            request, budget_reset(user_id=self.user_id(request), api_key_id=self.key_id(request))
+        )
+
+
+class BudgetWindowSetApi(BudgetApi):
+    """PUT /v1/budget/windows: the caller's own limit on a window of its user or of the calling key."""
+
+    @extend_schema_serializer(component_name="BudgetWindowInput")
+    class InputSerializer(serializers.Serializer):
+        scope = serializers.ChoiceField(choices=["user", "key"])
+        period = serializers.ChoiceField(choices=list(PERIODS))
+        # Required and nullable: null removes the window's own limit; missing is an error, never "unlimited".
+        limit_usd = LimitField(max_digits=20, decimal_places=10, min_value=0, allow_null=True, required=True)
+
+    OutputSerializer = BudgetOutputSerializer
+
+    @extend_schema(request=InputSerializer, responses=BudgetOutputSerializer)
+    def put(self, request: Request) -> Response:
+        if not isinstance(request.data, dict):
+            raise InvalidRequest("The request body must be a JSON object", code="invalid_json")
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        budget_window_set(
+            user_id=self.user_id(request),
+            api_key_id=self.key_id(request),
+            scope=data["scope"],
+            period=data["period"],
+            limit_usd=data["limit_usd"],
+        )
+        return self.render(request, budget_state(user_id=self.user_id(request)))

@@ -1,4 +1,5 @@
-"""Reserve, settle and release as single statements on PostgreSQL, for the gateway's per-request path.
+"""Reserve, settle and release as single statements on PostgreSQL, for the gateway's per-request path: one
+round trip each, whatever the number of windows that apply.
 
 Each is one conditional statement, so it is as atomic as the ORM services in budgets.services (which stay
 the reference and handle everything unusual: a budget not created yet, a monthly period to roll over, a
@@ -19,63 +20,115 @@ from budgets.models import Reservation
 from budgets.services import budget_reserve
 from config.db import execute_statements, get_pool, run_orm, run_script
 
-# Holds only when the budget exists, its monthly period is current and the amount fits both limits: the
-# user's own counting the spending since their last reset, the admin's all of the period's (as
-# budgets.services._fits counts them).
-RESERVE_SQL = """
-WITH held AS (
-    UPDATE budgets_budget
-       SET reserved_usd = reserved_usd + %(amount)s, updated_at = now()
-     WHERE user_id = %(user_id)s
-       AND (period <> 'monthly' OR period_start >= date_trunc('month', now(), 'UTC'))
-       AND (own_limit_usd IS NULL
-            OR own_limit_usd >= spent_usd - reset_offset_usd + reserved_usd + %(amount)s)
-       AND (admin_limit_usd IS NULL OR admin_limit_usd >= spent_usd + reserved_usd + %(amount)s)
- RETURNING user_id
-)
-INSERT INTO budgets_reservation (user_id, amount_usd, status, request_id, created_at, expires_at)
-SELECT user_id, %(amount)s, 'open', %(request_id)s, now(), now() + make_interval(secs => %(ttl)s)
-  FROM held
-RETURNING id
-"""
+# The start of each window's current period, as budgets.periods computes it.
+_CURRENT_START = """CASE b.period WHEN 'daily' THEN date_trunc('day', now(), 'UTC')
+                         WHEN 'weekly' THEN date_trunc('week', now(), 'UTC')
+                         WHEN 'monthly' THEN date_trunc('month', now(), 'UTC') END"""
 
-# Charges the actual cost once; frees the hold if it is still open (an expired one was freed already).
+# Holds `amount` in every window that applies (budgets.rules.windows_for), all or none, in one statement:
+# the windows are locked in id order and read as locked (FOR UPDATE gives the latest committed amounts), a
+# window whose period ended counts from zero (and is rolled over by the hold), and each limit is checked as
+# budgets.rules.WindowState.fits checks it. No reservation comes back when one does not fit, when the user's
+# own window doesn't exist yet, or when a team key's holder left the team: budgets.services takes those.
+RESERVE_SQL = f"""
+WITH key AS (
+    SELECT k.team_id,
+           (k.team_id IS NULL OR EXISTS (SELECT 1 FROM accounts_teammembership m
+                                          WHERE m.team_id = k.team_id AND m.user_id = %(user_id)s)) AS member
+      FROM accounts_apikey k WHERE k.id = %(key_id)s
+), windows AS (
+    SELECT b.id, b.scope, b.own_limit_usd, b.admin_limit_usd, b.reserved_usd,
+           {_CURRENT_START} AS current_start,
+           b.period <> 'lifetime' AND b.period_start < {_CURRENT_START} AS stale,
+           b.spent_usd, b.reset_offset_usd
+      FROM budgets_budget b
+     WHERE (b.scope = 'key' AND b.api_key_id = %(key_id)s)
+        OR (b.scope = 'team' AND b.team_id = (SELECT team_id FROM key))
+        OR (b.scope = 'user' AND b.user_id = %(user_id)s AND (SELECT team_id FROM key) IS NULL)
+     ORDER BY b.id
+       FOR UPDATE OF b
+), counted AS (
+    SELECT id, scope, own_limit_usd, admin_limit_usd, reserved_usd, current_start, stale,
+           CASE WHEN stale THEN 0 ELSE spent_usd END AS spent,
+           CASE WHEN stale THEN 0 ELSE spent_usd - reset_offset_usd END AS own_spent
+      FROM windows
+), allowed AS (
+    SELECT 1 AS ok
+     WHERE COALESCE((SELECT member FROM key), TRUE)
+       AND ((SELECT team_id FROM key) IS NOT NULL
+            OR EXISTS (SELECT 1 FROM counted WHERE scope = 'user'))
+       AND NOT EXISTS (
+           SELECT 1 FROM counted
+            WHERE (own_limit_usd IS NOT NULL AND own_limit_usd < own_spent + reserved_usd + %(amount)s)
+               OR (admin_limit_usd IS NOT NULL AND admin_limit_usd < spent + reserved_usd + %(amount)s))
+), held AS (
+    UPDATE budgets_budget b
+       SET reserved_usd = b.reserved_usd + %(amount)s,
+           spent_usd = CASE WHEN c.stale THEN 0 ELSE b.spent_usd END,
+           reset_offset_usd = CASE WHEN c.stale THEN 0 ELSE b.reset_offset_usd END,
+           period_start = CASE WHEN c.stale THEN c.current_start ELSE b.period_start END,
+           updated_at = now()
+      FROM counted c
+     WHERE b.id = c.id AND EXISTS (SELECT 1 FROM allowed)
+ RETURNING b.id
+), reservation AS (
+    INSERT INTO budgets_reservation (user_id, amount_usd, status, request_id, created_at, expires_at)
+    SELECT %(user_id)s, %(amount)s, 'open', %(request_id)s, now(), now() + make_interval(secs => %(ttl)s)
+     WHERE EXISTS (SELECT 1 FROM allowed)
+ RETURNING id
+), holds AS (
+    INSERT INTO budgets_reservationhold (reservation_id, budget_id)
+    SELECT reservation.id, held.id FROM reservation, held
+)
+SELECT id FROM reservation
+"""  # noqa: S608 - built from constants only
+
+# Charges the actual cost once to the windows the reservation holds (not to one that rolled over since: the
+# cost belongs to the period before), and frees the hold if it is still open (an expired one was freed).
 SETTLE_SQL = """
 WITH old AS (
-    SELECT id, user_id, status, amount_usd FROM budgets_reservation WHERE id = %(id)s FOR UPDATE
+    SELECT id, status, amount_usd, created_at FROM budgets_reservation WHERE id = %(id)s FOR UPDATE
 ), changed AS (
     UPDATE budgets_reservation r
        SET status = 'settled', settled_usd = %(cost)s, closed_at = now()
       FROM old
      WHERE r.id = old.id AND old.status <> 'settled'
- RETURNING old.user_id, CASE WHEN old.status = 'open' THEN old.amount_usd ELSE 0 END AS held
+ RETURNING old.id, old.created_at, CASE WHEN old.status = 'open' THEN old.amount_usd ELSE 0 END AS held
+), windows AS (
+    SELECT b.id FROM budgets_budget b JOIN budgets_reservationhold h ON h.budget_id = b.id
+     WHERE h.reservation_id = (SELECT id FROM changed) ORDER BY b.id FOR UPDATE OF b
 )
 UPDATE budgets_budget b
-   SET spent_usd = b.spent_usd + %(cost)s, reserved_usd = b.reserved_usd - changed.held
-  FROM changed
- WHERE b.user_id = changed.user_id
+   SET spent_usd = b.spent_usd + CASE WHEN b.period_start <= changed.created_at THEN %(cost)s ELSE 0 END,
+       reserved_usd = b.reserved_usd - changed.held
+  FROM changed, windows
+ WHERE b.id = windows.id
 """
 
 RELEASE_SQL = """
 WITH old AS (
-    SELECT id, user_id, amount_usd FROM budgets_reservation WHERE id = %(id)s AND status = 'open' FOR UPDATE
+    SELECT id, amount_usd FROM budgets_reservation WHERE id = %(id)s AND status = 'open' FOR UPDATE
 ), changed AS (
     UPDATE budgets_reservation r
        SET status = 'released', settled_usd = 0, closed_at = now()
       FROM old
      WHERE r.id = old.id
- RETURNING old.user_id, old.amount_usd
+ RETURNING old.id, old.amount_usd
+), windows AS (
+    SELECT b.id FROM budgets_budget b JOIN budgets_reservationhold h ON h.budget_id = b.id
+     WHERE h.reservation_id = (SELECT id FROM changed) ORDER BY b.id FOR UPDATE OF b
 )
 UPDATE budgets_budget b
    SET reserved_usd = b.reserved_usd - changed.amount_usd
-  FROM changed
- WHERE b.user_id = changed.user_id
+  FROM changed, windows
+ WHERE b.id = windows.id
 """
 
 
 async def abudget_reserve(
     *,
     user_id: int,
+    api_key_id: int | None = None,
     amount: Decimal,
     request_id: str,
     idempotency_key: str | None = None,
@@ -92,6 +145,7 @@ async def abudget_reserve(
         params: dict[str, Any] = {
             "amount": amount,
             "user_id": user_id,
+            "key_id": api_key_id,
             "request_id": request_id,
             "ttl": settings.ROUTER_RESERVATION_TTL_S,
         }
@@ -106,7 +160,12 @@ async def abudget_reserve(
     if before:
         await (run_script(before) if pool is not None else run_orm(execute_statements, before))
     reservation = await run_orm(
-        budget_reserve, user_id=user_id, amount=amount, request_id=request_id, idempotency_key=idempotency_key
+        budget_reserve,
+        user_id=user_id,
+        api_key_id=api_key_id,
+        amount=amount,
+        request_id=request_id,
+        idempotency_key=idempotency_key,
     )
     return reservation.pk
 

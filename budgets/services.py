@@ -1,163 +1,107 @@
-"""Budget writes: reserve the worst case before a provider call, settle to the actual cost after.
+"""Budget writes: reserve the worst case in every window that applies before a provider call, settle to the
+actual cost after, and the owners' and admins' limits.
 
-Every write that changes an amount locks the budget row, works the new amounts out in Decimal and writes
-them, so a reservation is atomic under any concurrency, from any number of processes (the row lock on
-PostgreSQL; on SQLite the IMMEDIATE transactions of the embedded settings serialise writers). The sums
-are never left to the database: SQLite keeps NUMERIC as floating point, where 0.0125 + 0.0075 + 0.0098325
-held and freed again leaves -3.5e-18 and trips the not-negative check. Settling happens inside the
-caller's transaction, the one that writes the request log row, so the log's costs and the budget's
-spending can never disagree.
+Every write that changes an amount locks the windows (in id order, so two writers never deadlock), works the
+new amounts out in Decimal (budgets.rules) and writes them, so a reservation is atomic under any concurrency,
+from any number of processes: all its windows or none (the row locks on PostgreSQL; on SQLite the IMMEDIATE
+transactions of the embedded settings serialise writers). The sums are never left to the database: SQLite
+keeps NUMERIC as floating point. Settling happens inside the caller's transaction, the one that writes the
+request log row, so the log's costs and the windows' spending can never disagree. A reservation made in one
+period settles into that period: a window that rolled over since does not count it.
 
-A reset frees only the user's own limit: `spent_usd` keeps the period's real spending, which an admin limit
-always counts, and `reset_offset_usd` remembers how much of it came before the user's last reset, which
-their own limit no longer counts. Only the new period (the first of the month) zeroes both.
+budgets.hotpath has the same reserve, settle and release as single statements for PostgreSQL's hot path.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Context, Decimal
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from budgets.models import Budget, Reservation
-from config.api_errors import BudgetExceeded, InvalidRequest
+from accounts.models import ApiKey, TeamMembership
+from budgets.models import Budget, Reservation, ReservationHold
+from budgets.periods import PERIODS, month_start, next_month_start
+from budgets.rules import (
+    ZERO,
+    WindowState,
+    current_start,
+    is_stale,
+    minus,
+    plus,
+    usd,
+    window_state,
+    windows_for,
+)
+from config.api_errors import BudgetExceeded, InvalidRequest, PermissionDenied
 
-ZERO = Decimal(0)
-HUNDRED = Decimal(100)
-CENT = Decimal("0.01")
-MONEY_PLACES = Decimal("1E-10")  # the money columns' NUMERIC(20, 10)
-# Digits enough that adding or subtracting amounts is exact: only the quantize to the column rounds.
-EXACT = Context(prec=100)
+__all__ = ["month_start", "next_month_start"]
 
 
 @dataclass(frozen=True, slots=True)
 class BudgetState:
-    user_id: int
-    spent: Decimal  # what the user's own limit counts: the period's spending since their last reset
-    reserved: Decimal
-    limit: Decimal | None  # the effective limit: the lower of the user's own and the admin's
-    own_limit: Decimal | None
-    admin_limit: Decimal | None
-    period: str
-    period_start: datetime
-    period_spent: Decimal  # the period's real spending, which the admin limit counts (a reset leaves it)
+    """The user's own budget in GET /v1/budget's original shape: their monthly (or lifetime) user window."""
 
-    def _counted(self) -> list[tuple[Decimal, Decimal]]:
-        """Each limit that is set, with the spending it counts."""
-        pairs = ((self.own_limit, self.spent), (self.admin_limit, self.period_spent))
-        return [(limit, spent) for limit, spent in pairs if limit is not None]
+    user_id: int
+    window: WindowState
+
+    @property
+    def spent(self) -> Decimal:
+        return self.window.own_spent  # what the user's own limit counts
+
+    @property
+    def limit(self) -> Decimal | None:
+        return self.window.limit
 
     @property
     def remaining(self) -> Decimal | None:
-        """What new requests may still reserve: the least any limit leaves after its spending and the holds."""
-        counted = self._counted()
-        if not counted:
-            return None
-        return max(min(limit - spent - self.reserved for limit, spent in counted), ZERO)
+        return self.window.remaining
 
     @property
     def used_percentage(self) -> Decimal | None:
-        """Settled spending as a share of its limit, the most used limit's, two decimals; a zero limit is
-        fully used. Before any reset both limits count the same spending, so this is spent over the lower."""
-        counted = self._counted()
-        if not counted:
-            return None
-        if any(limit == ZERO for limit, _ in counted):
-            return HUNDRED
-        share = max(spent * HUNDRED / limit for limit, spent in counted)
-        return share.quantize(CENT, rounding=ROUND_HALF_UP)
+        return self.window.used_percentage
+
+    @property
+    def period_spent(self) -> Decimal:
+        return self.window.period_spent
+
+    @property
+    def reserved(self) -> Decimal:
+        return self.window.reserved
+
+    @property
+    def own_limit(self) -> Decimal | None:
+        return self.window.own_limit
+
+    @property
+    def admin_limit(self) -> Decimal | None:
+        return self.window.admin_limit
+
+    @property
+    def period(self) -> str:
+        return self.window.period
+
+    @property
+    def period_start(self) -> datetime:
+        return self.window.period_start
 
     @property
     def resets_at(self) -> datetime | None:
-        return next_month_start(self.period_start) if self.period == Budget.Period.MONTHLY else None
+        return self.window.resets_at
 
 
-def effective_limit(own: Decimal | None, admin: Decimal | None) -> Decimal | None:
-    limits = [value for value in (own, admin) if value is not None]
-    return min(limits) if limits else None
+# --------------------------------------------------------------------------------------------- windows
 
 
-def month_start(moment: datetime) -> datetime:
-    return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-def next_month_start(moment: datetime) -> datetime:
-    start = month_start(moment)
-    return (start + timedelta(days=32)).replace(day=1)
-
-
-def _money(value: Decimal) -> Decimal:
-    """As NUMERIC(20, 10) stores it on PostgreSQL: ten places, halves rounded away from zero."""
-    return value.quantize(MONEY_PLACES, rounding=ROUND_HALF_UP)
-
-
-def _plus(total: Decimal, amount: Decimal) -> Decimal:
-    return _money(EXACT.add(total, amount))
-
-
-def _minus(total: Decimal, amount: Decimal) -> Decimal:
-    return _money(EXACT.subtract(total, amount))
-
-
-def _budget_locked(*, user_id: int) -> Budget | None:
-    """The budget row, locked until the caller's transaction ends, with the amounts as they are now."""
-    return Budget.objects.select_for_update().filter(user_id=user_id).first()
-
-
-def _own_spent(budget: Budget) -> Decimal:
-    """The spending the user's own limit counts: the period's, less what came before their last reset."""
-    return _minus(budget.spent_usd, budget.reset_offset_usd)
-
-
-def _limits(budget: Budget) -> list[tuple[Decimal, Decimal]]:
-    """Each limit that is set, with the spending it counts (as budgets.hotpath.RESERVE_SQL counts it)."""
-    pairs = ((budget.own_limit_usd, _own_spent(budget)), (budget.admin_limit_usd, budget.spent_usd))
-    return [(limit, spent) for limit, spent in pairs if limit is not None]
-
-
-def _after(spent: Decimal, budget: Budget, amount: Decimal) -> Decimal:
-    return EXACT.add(EXACT.add(spent, budget.reserved_usd), amount)
-
-
-def _fits(budget: Budget, amount: Decimal) -> bool:
-    return all(limit >= _after(spent, budget, amount) for limit, spent in _limits(budget))
-
-
-def _state(budget: Budget) -> BudgetState:
-    return BudgetState(
-        user_id=budget.user_id,
-        spent=_own_spent(budget),
-        reserved=budget.reserved_usd,
-        limit=effective_limit(budget.own_limit_usd, budget.admin_limit_usd),
-        own_limit=budget.own_limit_usd,
-        admin_limit=budget.admin_limit_usd,
-        period=budget.period,
-        period_start=budget.period_start,
-        period_spent=budget.spent_usd,
-    )
-
-
-def budget_get_or_create(*, user_id: int) -> Budget:
-    budget = Budget.objects.filter(user_id=user_id).first()
-    if budget is None:
-        budget, _ = Budget.objects.get_or_create(
-            user_id=user_id, defaults={"period_start": month_start(timezone.now())}
-        )
-    return _roll_period(budget)
-
-
-def _roll_period(budget: Budget) -> Budget:
-    """A monthly budget starts over on the first of each month (UTC); the conditional update makes it once."""
-    if budget.period != Budget.Period.MONTHLY:
+def _roll(budget: Budget, now: datetime) -> Budget:
+    """A window whose period ended starts over from zero; the conditional update makes it happen once."""
+    if not is_stale(budget, now):
         return budget
-    start = month_start(timezone.now())
-    if budget.period_start >= start:
-        return budget
+    start = current_start(budget, now)
     Budget.objects.filter(pk=budget.pk, period_start__lt=start).update(
         spent_usd=ZERO, reset_offset_usd=ZERO, period_start=start
     )
@@ -165,22 +109,58 @@ def _roll_period(budget: Budget) -> Budget:
     return budget
 
 
-def budget_state(*, user_id: int) -> BudgetState:
-    return _state(budget_get_or_create(user_id=user_id))
+def budget_get_or_create(*, user_id: int) -> Budget:
+    """The user's own window (monthly unless they have a lifetime one): created on first use, without limits,
+    so the user's spending is counted from their first call."""
+    budget = (
+        Budget.objects.filter(scope=Budget.Scope.USER, user_id=user_id, period__in=("monthly", "lifetime"))
+        .order_by("period")  # "lifetime" < "monthly": a legacy lifetime budget stays the user's own
+        .first()
+    )
+    if budget is None:
+        try:
+            with transaction.atomic():
+                budget = Budget.objects.create(
+                    scope=Budget.Scope.USER, user_id=user_id, period_start=month_start(timezone.now())
+                )
+        except IntegrityError:
+            budget = Budget.objects.get(scope=Budget.Scope.USER, user_id=user_id, period="monthly")
+    return _roll(budget, timezone.now())
 
 
-def _usd(value: Decimal) -> str:
-    return "0" if value.is_zero() else f"{value.normalize():f}"
+def _key_team(api_key_id: int | None, user_id: int) -> int | None:
+    """The team whose key this is (None: a personal key). Its holder must still be a member."""
+    if api_key_id is None:
+        return None
+    team_id = ApiKey.objects.filter(pk=api_key_id).values_list("team_id", flat=True).first()
+    if team_id is not None and not TeamMembership.objects.filter(team_id=team_id, user_id=user_id).exists():
+        raise PermissionDenied(
+            "This team key's holder is no longer a member of its team", code="not_a_team_member"
+        )
+    return team_id
+
+
+def _windows_locked(*, user_id: int, api_key_id: int | None) -> list[Budget]:
+    """Every applicable window, rolled over if its period ended, locked in id order (call in a transaction)."""
+    team_id = _key_team(api_key_id, user_id)
+    if team_id is None:
+        budget_get_or_create(user_id=user_id)
+    now = timezone.now()
+    windows = list(windows_for(user_id=user_id, api_key_id=api_key_id, team_id=team_id).select_for_update())
+    return [_roll(budget, now) for budget in windows]
 
 
 def _refusal(budget: Budget, amount: Decimal) -> BudgetExceeded:
-    """The 402, naming the limit that refused (the one with the least room) and the spending it counts."""
-    limit, spent = min(_limits(budget), key=lambda pair: pair[0] - _after(pair[1], budget, ZERO))
-    remaining = max(limit - _after(spent, budget, ZERO), ZERO)
+    """The 402, naming the window that refused, the limit with the least room and when the window resets."""
+    state = window_state(budget, timezone.now())
+    limit, spent = min(state.counted(), key=lambda pair: pair[0] - pair[1] - state.reserved)
+    remaining = max(limit - spent - state.reserved, ZERO)
     exceed = amount - remaining
+    resets = f"; it resets at {state.resets_at:%Y-%m-%d %H:%M} UTC" if state.resets_at else ""
     return BudgetExceeded(
-        f"Budget exceeded: this request may cost up to ${_usd(amount)}, "
-        f"${_usd(remaining)} of ${_usd(limit)} remains",
+        f"Budget exceeded: this request may cost up to ${usd(amount)}, "
+        f"${usd(remaining)} of ${usd(limit)} remains in the {state.period} budget of {state.name.rsplit(' ', 1)[0]}"
+        + resets,
         extra={
             "reason": "limit_would_be_exceeded",
             "total_spent_usd": spent,
@@ -188,24 +168,44 @@ def _refusal(budget: Budget, amount: Decimal) -> BudgetExceeded:
             "remaining_budget_usd": remaining,
             "estimated_cost_usd": amount,
             "would_exceed_by_usd": exceed if exceed > ZERO else ZERO,
+            "window": {
+                "scope": state.scope,
+                "scope_id": state.scope_id,
+                "period": state.period,
+                "resets_at": state.resets_at.isoformat() if state.resets_at else None,
+            },
         },
     )
 
 
+# --------------------------------------------------------------------------------------------- reserve, settle
+
+
 def budget_reserve(
-    *, user_id: int, amount: Decimal, request_id: str = "", idempotency_key: str | None = None
+    *,
+    user_id: int,
+    amount: Decimal,
+    request_id: str = "",
+    idempotency_key: str | None = None,
+    api_key_id: int | None = None,
 ) -> Reservation:
-    """Holds `amount` against the remaining budget, or raises BudgetExceeded (402) when it does not fit.
+    """Holds `amount` in every window that applies, or raises BudgetExceeded (402) naming the window where it
+    does not fit, holding nothing.
 
     With an idempotency key, a delivery that comes again gets the reservation already made for the key
     (open or settled: one hold, one charge); one whose hold was released or expired is held anew.
     """
     if amount < ZERO:
         raise ValueError("a reservation cannot be negative")
-    budget = budget_get_or_create(user_id=user_id)
     try:
         with transaction.atomic():
-            return _reserve(budget, amount=amount, request_id=request_id, idempotency_key=idempotency_key)
+            return _reserve(
+                user_id=user_id,
+                api_key_id=api_key_id,
+                amount=amount,
+                request_id=request_id,
+                idempotency_key=idempotency_key,
+            )
     except IntegrityError:
         # Two deliveries under one key raced past the lookup; the unique key let one in, and its hold stands.
         existing = (
@@ -216,43 +216,60 @@ def budget_reserve(
         return existing
 
 
-def _reserve(budget: Budget, *, amount: Decimal, request_id: str, idempotency_key: str | None) -> Reservation:
+def _reserve(
+    *, user_id: int, api_key_id: int | None, amount: Decimal, request_id: str, idempotency_key: str | None
+) -> Reservation:
     existing = None
     if idempotency_key:
         existing = Reservation.objects.select_for_update().filter(idempotency_key=idempotency_key).first()
         if existing is not None and existing.status in (Reservation.Status.OPEN, Reservation.Status.SETTLED):
             return existing
     # Locked, checked and written in one transaction: no other hold can land between the check and the write.
-    locked = Budget.objects.select_for_update().get(pk=budget.pk)
-    if not _fits(locked, amount):
-        raise _refusal(locked, amount)
-    Budget.objects.filter(pk=budget.pk).update(reserved_usd=_plus(locked.reserved_usd, amount))
-    expires_at = timezone.now() + timedelta(seconds=settings.ROUTER_RESERVATION_TTL_S)
+    windows = _windows_locked(user_id=user_id, api_key_id=api_key_id)
+    now = timezone.now()
+    for budget in windows:
+        if not window_state(budget, now).fits(amount):
+            raise _refusal(budget, amount)
+    for budget in windows:
+        Budget.objects.filter(pk=budget.pk).update(reserved_usd=plus(budget.reserved_usd, amount))
+    expires_at = now + timedelta(seconds=settings.ROUTER_RESERVATION_TTL_S)
     if existing is not None:
         Reservation.objects.filter(pk=existing.pk).update(
             status=Reservation.Status.OPEN,
             amount_usd=amount,
             settled_usd=None,
             request_id=request_id,
+            created_at=now,
             expires_at=expires_at,
             closed_at=None,
         )
-        existing.refresh_from_db()
-        return existing
-    return Reservation.objects.create(
-        user_id=budget.user_id,
-        amount_usd=amount,
-        request_id=request_id,
-        idempotency_key=idempotency_key,
-        expires_at=expires_at,
-    )
+        ReservationHold.objects.filter(reservation=existing).delete()
+        reservation = existing
+        reservation.refresh_from_db()
+    else:
+        reservation = Reservation.objects.create(
+            user_id=user_id,
+            amount_usd=amount,
+            request_id=request_id,
+            idempotency_key=idempotency_key,
+            created_at=now,
+            expires_at=expires_at,
+        )
+    ReservationHold.objects.bulk_create(ReservationHold(reservation=reservation, budget=b) for b in windows)
+    return reservation
+
+
+def _held_windows(reservation: Reservation) -> list[Budget]:
+    return list(Budget.objects.filter(holds__reservation=reservation).order_by("pk").select_for_update())
 
 
 def budget_settle(*, reservation_id: int, actual_cost: Decimal) -> None:
-    """Charges the actual cost and frees the reservation. Call inside the transaction that writes the log.
+    """Charges the actual cost to the windows it held and frees the hold. Call inside the transaction that
+    writes the log.
 
     If the reservation already expired (its process was presumed dead), the hold is gone but the money
-    was still spent: it is charged all the same, because the log row says so.
+    was still spent: it is charged all the same, because the log row says so. A window whose period rolled
+    over since the reservation frees the hold but doesn't count the cost (it belongs to the period before).
     """
     with transaction.atomic():
         reservation = Reservation.objects.select_for_update().get(pk=reservation_id)
@@ -262,11 +279,11 @@ def budget_settle(*, reservation_id: int, actual_cost: Decimal) -> None:
         Reservation.objects.filter(pk=reservation_id).update(
             status=Reservation.Status.SETTLED, settled_usd=actual_cost, closed_at=timezone.now()
         )
-        budget = _budget_locked(user_id=reservation.user_id)
-        if budget is not None:
+        for budget in _held_windows(reservation):
+            same_period = budget.period_start <= reservation.created_at
             Budget.objects.filter(pk=budget.pk).update(
-                spent_usd=_plus(budget.spent_usd, actual_cost),
-                reserved_usd=_minus(budget.reserved_usd, held),
+                spent_usd=plus(budget.spent_usd, actual_cost) if same_period else budget.spent_usd,
+                reserved_usd=minus(budget.reserved_usd, held),
             )
 
 
@@ -279,77 +296,125 @@ def budget_release(*, reservation_id: int) -> None:
         Reservation.objects.filter(pk=reservation_id).update(
             status=Reservation.Status.RELEASED, settled_usd=ZERO, closed_at=timezone.now()
         )
-        budget = _budget_locked(user_id=reservation.user_id)
-        if budget is not None:
+        for budget in _held_windows(reservation):
             Budget.objects.filter(pk=budget.pk).update(
-                reserved_usd=_minus(budget.reserved_usd, reservation.amount_usd)
+                reserved_usd=minus(budget.reserved_usd, reservation.amount_usd)
             )
 
 
-def budget_charge(*, user_id: int, amount: Decimal) -> None:
-    """Adds spending that had no reservation (never refused: the money is already spent)."""
-    budget_get_or_create(user_id=user_id)
+def budget_charge(*, user_id: int, amount: Decimal, api_key_id: int | None = None) -> None:
+    """Adds spending that had no reservation to the windows that apply (never refused: it is spent)."""
     with transaction.atomic():
-        budget = _budget_locked(user_id=user_id)
-        if budget is not None:
-            Budget.objects.filter(pk=budget.pk).update(spent_usd=_plus(budget.spent_usd, amount))
+        for budget in _windows_locked(user_id=user_id, api_key_id=api_key_id):
+            Budget.objects.filter(pk=budget.pk).update(spent_usd=plus(budget.spent_usd, amount))
 
 
 def reservations_expire(*, now: datetime | None = None) -> int:
-    """Releases reservations left open past their expiry (their process died). Returns how many.
+    """Releases reservations left open past their expiry (their process died and stopped renewing them).
 
-    Each one locks the budget row before the reservation: a request settling several reservations holds
-    the budget while it takes the next reservation, so the opposite order could deadlock against it.
+    Each one locks its windows (in id order, as reserve does) before the reservation.
     """
     moment = now or timezone.now()
     released = 0
     overdue = Reservation.objects.filter(status=Reservation.Status.OPEN, expires_at__lt=moment)
-    for reservation_id, user_id in overdue.values_list("pk", "user_id"):
+    for reservation_id in overdue.values_list("pk", flat=True):
         with transaction.atomic():
-            budget = _budget_locked(user_id=user_id)
+            windows = list(
+                Budget.objects.filter(holds__reservation_id=reservation_id).order_by("pk").select_for_update()
+            )
             reservation = Reservation.objects.select_for_update().get(pk=reservation_id)
             if reservation.status != Reservation.Status.OPEN or reservation.expires_at >= moment:
                 continue  # settled, released or held anew since the listing
             Reservation.objects.filter(pk=reservation_id).update(
                 status=Reservation.Status.EXPIRED, settled_usd=ZERO, closed_at=moment
             )
-            if budget is not None:
+            for budget in windows:
                 Budget.objects.filter(pk=budget.pk).update(
-                    reserved_usd=_minus(budget.reserved_usd, reservation.amount_usd)
+                    reserved_usd=minus(budget.reserved_usd, reservation.amount_usd)
                 )
             released += 1
     return released
 
 
-def budget_limit_set(*, user_id: int, limit_usd: Decimal | None) -> BudgetState:
-    """Sets (or with None removes) the user's own limit; it may not exceed a limit an admin imposed."""
+# --------------------------------------------------------------------------------------------- limits
+
+
+def budget_state(*, user_id: int) -> BudgetState:
+    return BudgetState(
+        user_id=user_id, window=window_state(budget_get_or_create(user_id=user_id), timezone.now())
+    )
+
+
+def _own_limit_set(budget: Budget, limit_usd: Decimal | None) -> None:
+    """Conditional, so an admin limit lowered a moment ago still wins."""
     if limit_usd is not None and limit_usd < ZERO:
         raise InvalidRequest("limit_usd must be zero or more", param="limit_usd", code="invalid_value")
-    budget = budget_get_or_create(user_id=user_id)
     rows = Budget.objects.filter(pk=budget.pk)
     if limit_usd is not None:
-        # Conditional, so an admin limit lowered a moment ago still wins.
         rows = rows.filter(Q(admin_limit_usd__isnull=True) | Q(admin_limit_usd__gte=limit_usd))
     if not rows.update(own_limit_usd=limit_usd):
         budget.refresh_from_db()
-        admin_limit = budget.admin_limit_usd or ZERO
         raise InvalidRequest(
-            f"limit_usd cannot exceed the limit an administrator set (${_usd(admin_limit)})",
+            f"limit_usd cannot exceed the limit an administrator set (${usd(budget.admin_limit_usd or ZERO)})",
             param="limit_usd",
             code="above_admin_limit",
         )
-    budget.refresh_from_db()
-    return _state(budget)
 
 
-def budget_reset(*, user_id: int) -> BudgetState:
-    """Zeroes what the user's own limit counts for the current period; limits and holds stay.
+def budget_limit_set(*, user_id: int, limit_usd: Decimal | None) -> BudgetState:
+    """Sets (or with None removes) the user's own limit on their own window; not above an admin's limit."""
+    _own_limit_set(budget_get_or_create(user_id=user_id), limit_usd)
+    return budget_state(user_id=user_id)
 
-    An admin limit keeps counting the period's real spending, so a reset never lifts it, and the period
-    itself (calendar-aligned) goes on: only its rollover zeroes everything. One statement, so a settle
-    landing at the same moment counts either before the reset or after it, never both or neither.
-    """
-    budget = budget_get_or_create(user_id=user_id)
-    Budget.objects.filter(pk=budget.pk).update(reset_offset_usd=F("spent_usd"))
-    budget.refresh_from_db()
-    return _state(budget)
+
+def budget_window_set(
+    *, user_id: int, api_key_id: int, scope: str, period: str, limit_usd: Decimal | None
+) -> Budget | None:
+    """Sets the caller's own limit on one of its windows (its user's, or the calling key's), creating the
+    window; None removes the limit, and the window with it unless an admin limit or the user's own spending
+    count lives there. Team windows are staff's (admin and dashboard)."""
+    if period not in PERIODS:
+        raise InvalidRequest(
+            f"period must be one of {', '.join(PERIODS)}", param="period", code="invalid_value"
+        )
+    if scope == Budget.Scope.USER:
+        owner: dict[str, int] = {"user_id": user_id}
+    elif scope == Budget.Scope.KEY:
+        owner = {"api_key_id": api_key_id}
+    else:
+        raise InvalidRequest("scope must be 'user' or 'key'", param="scope", code="invalid_value")
+    now = timezone.now()
+    start = current_start(Budget(period=period), now) or now
+    with transaction.atomic():
+        budget, _ = Budget.objects.get_or_create(
+            scope=scope, period=period, **owner, defaults={"period_start": start}
+        )
+        _roll(budget, now)
+        _own_limit_set(budget, limit_usd)
+        budget.refresh_from_db()
+        primary = scope == Budget.Scope.USER and period in ("monthly", "lifetime")
+        if (
+            limit_usd is None
+            and budget.admin_limit_usd is None
+            and not primary
+            and budget.reserved_usd == ZERO
+        ):
+            budget.delete()
+            return None
+    return budget
+
+
+def budget_reset(*, user_id: int, api_key_id: int | None = None) -> BudgetState:
+    """Zeroes what the caller's own limits count for the current period: the user's windows and the calling
+    key's. Limits and holds stay; an admin limit keeps counting the period's real spending, so a reset never
+    lifts it, team windows aren't the caller's to reset, and the periods (calendar-aligned) go on. One
+    statement, so a settle landing at the same moment counts either before the reset or after it."""
+    budget_get_or_create(user_id=user_id)
+    mine = Q(scope=Budget.Scope.USER, user_id=user_id)
+    if api_key_id is not None:
+        mine |= Q(scope=Budget.Scope.KEY, api_key_id=api_key_id)
+    now = timezone.now()
+    for budget in Budget.objects.filter(mine):
+        _roll(budget, now)
+    Budget.objects.filter(mine).update(reset_offset_usd=F("spent_usd"))
+    return budget_state(user_id=user_id)

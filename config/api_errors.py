@@ -73,6 +73,12 @@ class BudgetExceeded(ApiError):
     code = "budget_exceeded"
 
 
+class PermissionDenied(ApiError):
+    status = 403
+    type = "permission_error"
+    code = "permission_denied"
+
+
 class NotFound(ApiError):
     status = 404
     type = "not_found_error"

@@ -16,6 +16,11 @@ app.autodiscover_tasks()
 
 app.conf.beat_schedule = {
     "release-expired-reservations": {"task": "budgets.tasks.reservations_expire_task", "schedule": 60.0},
+    # Budget thresholds crossed: one alert per window and period, its webhook delivered by another task.
+    "raise-budget-alerts": {
+        "task": "budgets.tasks.budget_alerts_raise_task",
+        "schedule": env_float("ROUTER_BUDGET_ALERTS_EVERY_S", 30.0, minimum=1),
+    },
     # Journaled outcomes in, then rows still pending after their hold closed at the hold.
     "close-stale-requests": {"task": "routing.tasks.requests_close_task", "schedule": 60.0},
     "refresh-usage-rollups": {"task": "analytics.tasks.rollups_refresh_task", "schedule": 300.0},

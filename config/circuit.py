@@ -132,7 +132,11 @@ def unreachable(exc: psycopg.OperationalError) -> bool:
 
     if isinstance(exc, PoolTimeout | DatabaseCircuitOpen):
         return False  # a busy pool, or the circuit's own refusal
-    return exc.sqlstate is None or exc.sqlstate.startswith("57P")
+    if exc.sqlstate is not None:
+        return exc.sqlstate.startswith("57P")
+    # A failed connect carries no SQLSTATE; the server's own refusals are its FATAL messages.
+    message = str(exc)
+    return "FATAL:" not in message or "the database system is" in message  # starting up, shutting down
 
 
 def trips_database_circuit(exc: BaseException) -> bool:

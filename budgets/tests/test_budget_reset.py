@@ -38,7 +38,7 @@ def _spend(user, amount: Decimal) -> None:
 
 def _sql_holds(user, amount: Decimal) -> bool:
     """Whether the gateway's one-statement reserve (budgets.hotpath.RESERVE_SQL) grants the hold."""
-    params = {"amount": amount, "user_id": user.pk, "request_id": "req_sql", "ttl": 60}
+    params = {"amount": amount, "user_id": user.pk, "key_id": None, "request_id": "req_sql", "ttl": 60}
     with connection.cursor() as cursor:
         cursor.execute(RESERVE_SQL, params)
         return bool(cursor.fetchall())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from budgets.hotpath import abudget_reserve
-from budgets.services import budget_state
+from budgets.selectors import budget_remaining
 from config.api_errors import BudgetExceeded
 from config.db import run_orm
 from providers.catalog import CatalogModel
@@ -32,6 +32,7 @@ async def reserve(run: CompletionRun, model: CatalogModel, *, first: bool) -> No
     try:
         reservation_id = await abudget_reserve(
             user_id=run.caller.user_id,
+            api_key_id=run.caller.api_key_id,
             amount=amount,
             request_id=run.request_id,
             idempotency_key=key,
@@ -40,9 +41,9 @@ async def reserve(run: CompletionRun, model: CatalogModel, *, first: bool) -> No
     except BudgetExceeded:
         if not (first and run.inp.budget_policy == "fit"):
             raise
-        state = await run_orm(budget_state, user_id=run.caller.user_id)
+        left = await run_orm(budget_remaining, user_id=run.caller.user_id, api_key_id=run.caller.api_key_id)
         assert model.rates is not None
-        remaining = state.remaining if state.remaining is not None else ZERO
+        remaining = left if left is not None else ZERO
         affordable = max_output_tokens_affordable(
             model.rates, run.held_prompt(model), remaining, limit=model.max_output_tokens
         )
@@ -52,7 +53,11 @@ async def reserve(run: CompletionRun, model: CatalogModel, *, first: bool) -> No
         run.budget_fitted = True
         amount = worst_case(run, model, run.max_tokens_override)
         reservation_id = await abudget_reserve(
-            user_id=run.caller.user_id, amount=amount, request_id=run.request_id, idempotency_key=key
+            user_id=run.caller.user_id,
+            api_key_id=run.caller.api_key_id,
+            amount=amount,
+            request_id=run.request_id,
+            idempotency_key=key,
         )
     run.reservations[model.model_id] = reservation_id
     lease_take(reservation_id)

@@ -134,6 +134,7 @@ def _principal(key_id: int, rpm: int | None) -> Principal:
     return Principal(
         user_id=1,
         key_id=key_id,
+        team_id=None,
         username="u",
         is_staff=False,
         rate_limit_rpm=rpm,
