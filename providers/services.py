@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from django.db import transaction
@@ -192,12 +193,26 @@ def _entries(price_map: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]
     return {k: v[1] for k, v in chosen.items()}
 
 
-def catalog_import(*, price_map: dict[str, Any], activate_new: bool = False) -> ImportReport:
+# The community price map (LiteLLM's model_prices_and_context_window.json, MIT licence), a snapshot trimmed to
+# the chat models of our four vendors: what `make run` offers a newcomer as today's models.
+BUNDLED_PRICE_MAP = Path(__file__).resolve().parent / "data" / "price-map.json"
+
+
+def catalog_import(
+    *,
+    price_map: dict[str, Any],
+    activate_new: bool = False,
+    activate_current: bool = False,
+    today: date | None = None,
+) -> ImportReport:
     """Adds or updates models and prices from a LiteLLM `model_prices_and_context_window.json` map.
 
     New models arrive inactive unless `activate_new`: a map of ~200 models should not silently widen
-    what the optimized modes may pick. New prices become new effective-dated rows.
+    what the optimized modes may pick. With `activate_current` (today's models, as `make run` imports them)
+    every model of the map is active until its deprecation date and inactive from that day on. New prices
+    become new effective-dated rows; re-running adds nothing.
     """
+    day = today or timezone.now().date()
     report = ImportReport()
     providers = {p.name: p for p in Provider.objects.all()}
     for (provider_name, model_id), entry in sorted(_entries(price_map).items()):
@@ -206,25 +221,30 @@ def catalog_import(*, price_map: dict[str, Any], activate_new: bool = False) -> 
             report.skipped += 1
             continue
         deprecation = entry.get("deprecation_date")
-        fields = {
+        retire_on = date.fromisoformat(deprecation) if deprecation else None
+        fields: dict[str, Any] = {
             "context_window": int(entry.get("max_input_tokens") or entry.get("max_tokens") or 0) or None,
             "max_output_tokens": int(entry.get("max_output_tokens") or 0) or None,
             "supports_tools": bool(entry.get("supports_function_calling", False)),
             "supports_vision": bool(entry.get("supports_vision", False)),
             "supports_json": bool(entry.get("supports_response_schema", False)),
-            "deprecation_date": date.fromisoformat(deprecation) if deprecation else None,
+            "deprecation_date": retire_on,
         }
         with transaction.atomic():
             model = Model.objects.filter(provider=provider, model_id=model_id).first()
+            retired = retire_on is not None and retire_on <= day
             if model is None:
                 if fields["context_window"] is None or fields["max_output_tokens"] is None:
                     report.skipped += 1
                     continue
+                active = (activate_current and not retired) or (activate_new and not activate_current)
                 model = Model.objects.create(
-                    provider=provider, model_id=model_id, display_name=model_id, active=activate_new, **fields
+                    provider=provider, model_id=model_id, display_name=model_id, active=active, **fields
                 )
                 report.models_created.append(model_id)
             else:
+                if activate_current:
+                    fields["active"] = not retired
                 changed = [
                     name
                     for name, value in fields.items()
@@ -240,6 +260,15 @@ def catalog_import(*, price_map: dict[str, Any], activate_new: bool = False) -> 
                 report.prices_created.append(model_id)
     catalog_invalidate()
     return report
+
+
+def catalog_import_bundled(*, today: date | None = None) -> ImportReport:
+    """Today's models: the bundled price map, current models active, retired ones inactive (`make run`)."""
+    return catalog_import(
+        price_map=price_map_load(BUNDLED_PRICE_MAP.read_text(encoding="utf-8")),
+        activate_current=True,
+        today=today,
+    )
 
 
 def price_map_load(text: str) -> dict[str, Any]:

@@ -1,4 +1,8 @@
-"""The response cache: exact match on everything that changes an answer, per user (or per shared group)."""
+"""The response cache: exact match on everything that changes an answer, per user (or per shared group).
+
+In Redis when REDIS_URL is set (shared by every process); without it (the embedded `make run` default), in
+the process's local memory, through Django's LocMemCache: in-process, no I/O, so called directly.
+"""
 
 from __future__ import annotations
 
@@ -45,10 +49,17 @@ def cache_key(*, scope: str, model_id: str, params: dict[str, Any]) -> str:
     return f"router:cache:{scope}:{digest}"
 
 
+def _local() -> Any:
+    from django.core.cache import cache
+
+    return cache
+
+
 async def cache_get(key: str) -> CacheLookup:
     redis = get_redis()
     if redis is None:
-        return CacheLookup("bypass")
+        local = _local().get(key)
+        return CacheLookup("miss") if local is None else CacheLookup("hit", orjson.loads(local))
     try:
         raw = await redis.get(key)
     except REDIS_ERRORS:
@@ -62,8 +73,11 @@ async def cache_get(key: str) -> CacheLookup:
 async def cache_put(key: str, entry: dict[str, Any]) -> bool:
     redis = get_redis()
     ttl = settings.ROUTER_CACHE_TTL_S
-    if redis is None or ttl <= 0:
+    if ttl <= 0:
         return False
+    if redis is None:
+        _local().set(key, orjson.dumps(entry), timeout=ttl)
+        return True
     try:
         await redis.set(key, orjson.dumps(entry), ex=ttl)
     except REDIS_ERRORS:

@@ -260,6 +260,8 @@ ROUTER_LOG_DURABLE_COMMIT = env_bool("ROUTER_LOG_DURABLE_COMMIT", True)
 ROUTER_CATALOG_TTL_S = env_float("ROUTER_CATALOG_TTL_S", 5.0, minimum=0)
 # Where a call's outcome goes (one fsync'd line each) when the database can't take it; replayed once it can.
 ROUTER_JOURNAL_DIR = Path(env_str("ROUTER_JOURNAL_DIR") or BASE_DIR / "var" / "journal")
+# Local state kept across `make run`s: the demo key and the admin password it printed (mode 0600).
+ROUTER_STATE_DIR = Path(env_str("ROUTER_STATE_DIR") or BASE_DIR / "var")
 ROUTER_JOURNAL_RETRY_S = env_float("ROUTER_JOURNAL_RETRY_S", 2.0, minimum=0.05)
 # A request row still pending this long after its hold expired is closed as unsettled (its process died).
 ROUTER_PENDING_GRACE_S = env_int("ROUTER_PENDING_GRACE_S", 60, minimum=0)

@@ -142,8 +142,10 @@ def test_every_door_answers_and_each_call_is_one_settled_row_in_sqlite(
 
     limit = api.put("/budget/limit", json={"limit_usd": 0})
     assert limit.status_code == 200, limit.text
-    with pytest.raises(openai.APIStatusError) as refused:
-        chat_sdk.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+    with pytest.raises(openai.APIStatusError) as refused:  # a new question: the first one is cached now
+        chat_sdk.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "And Spain?"}]
+        )
     assert refused.value.status_code == 402
     expected[refused.value.response.headers["X-Request-Id"]] = ("chat", "error", 402)
     assert not (pending := _still_pending(site.database)), f"rows left pending: {pending}\n{_why(site)}"
@@ -155,13 +157,15 @@ def test_every_door_answers_and_each_call_is_one_settled_row_in_sqlite(
     database = site.database
     rows = _read(
         database,
-        "SELECT r.id, r.door, r.status, r.http_status, CAST(r.total_cost_usd AS TEXT) "
+        "SELECT r.id, r.door, r.status, r.http_status, CAST(r.total_cost_usd AS TEXT), r.cached "
         "FROM routing_gatewayrequest r JOIN accounts_user u ON u.id = r.user_id WHERE u.username = 'demo'",
     )
     assert {row[0]: row[1:4] for row in rows} == expected  # one row per call, its door and status
     costs = {row[0]: _money(row[4]) for row in rows}
+    cached = {row[0] for row in rows if row[5]}  # a question asked again is answered from the cache, free
     for request_id, (_, status, _) in expected.items():
-        assert (costs[request_id] > 0) == (status == "success"), (request_id, costs[request_id])
+        paid = status == "success" and request_id not in cached
+        assert (costs[request_id] > 0) == paid, (request_id, costs[request_id])
     total = sum(costs.values(), Decimal(0))
 
     ((spent, reserved),) = _read(
@@ -210,3 +214,16 @@ def test_concurrent_calls_each_get_their_row_and_charge_on_sqlite(site, gateway)
         "FROM budgets_budget b JOIN accounts_user u ON u.id = b.user_id WHERE u.username = 'burst'",
     )
     assert _money(spent) == sum((_money(cost) for _, cost in rows), Decimal(0)) and _money(reserved) == 0
+
+
+def test_the_response_cache_works_under_make_run_in_local_memory(site, gateway, fake_upstream):
+    """Without Redis the cache lives in the process's memory: the same request twice is a miss, then a hit
+    at no cost (it always answered `bypass` before, and the dashboard showed a 0.0% hit rate)."""
+    key = site.manage("create_api_key", "cached").strip().splitlines()[-1]
+    headers = {"Authorization": f"Bearer {key}"}
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Same question twice?"}]}
+    first = httpx.post(gateway.url + "/v1/chat/completions", headers=headers, json=body, timeout=60)
+    second = httpx.post(gateway.url + "/v1/chat/completions", headers=headers, json=body, timeout=60)
+    assert (first.headers["X-Router-Cache"], second.headers["X-Router-Cache"]) == ("miss", "hit")
+    assert second.json()["content"] == first.json()["content"]
+    assert second.json()["usage"]["total_cost_usd"] == 0
