@@ -49,6 +49,7 @@ class Principal:
     rate_limit_rpm: int | None
     rate_limit_tpm: int | None
     cache_group: str
+    key_prefix: str = ""  # the key's display prefix (for logs: never the key)
 
 
 _cache: dict[str, tuple[Principal | None, float]] = {}
@@ -89,6 +90,7 @@ def _lookup(key_hash: str) -> Principal | None:
         rate_limit_rpm=key.rate_limit_rpm,
         rate_limit_tpm=key.rate_limit_tpm,
         cache_group=key.user.cache_group,
+        key_prefix=key.prefix,
     )
 
 

@@ -1,8 +1,9 @@
 """ASGI entry point: the gateway's async endpoints skip what they do not use; everything else is plain Django.
 
-- /v1/chat/*: async views that manage their own database connections (an async pool, and ORM work in
-  worker threads that hand their connection back). They run with only the request-id middleware and
-  without Django's request_started/finished signals, whose sync receivers cost a new thread per request.
+- the doors (/v1/chat/*, /v1/messages, /v1/responses, /v1/embeddings): async views that manage their own
+  database connections (an async pool, and ORM work in worker threads that hand their connection back).
+  They run with only the request-id middleware and without Django's request_started/finished signals,
+  whose sync receivers cost a new thread per request.
 - the rest of /v1 (DRF views): the same lean middleware, with the signals (their sync views need them
   to give their database connection back).
 - everything else (admin, dashboard): the full middleware stack of settings.MIDDLEWARE.
@@ -26,7 +27,10 @@ from django.urls import set_script_prefix  # noqa: E402
 from config.tracing import tracing_setup  # noqa: E402
 
 API_MIDDLEWARE = ["config.middleware.RequestIdMiddleware"]
-ASYNC_GATEWAY_PREFIX = "/v1/chat/"
+ASYNC_GATEWAY_PREFIXES = ("/v1/chat/", "/v1/messages", "/v1/responses", "/v1/embeddings")
+# The Django release whose ASGIHandler.handle the lean handler copies, and that method's source digest: a Django
+# upgrade that changes it fails config/tests/test_asgi_handler.py until the copy is reviewed against it.
+COPIED_FROM = ("5.2", "98faeb5bef800331e6a8002fbc96b30e4122a23438ae45a047190a531ea11323")
 
 
 class ApiASGIHandler(ASGIHandler):
@@ -74,7 +78,7 @@ gateway_application = GatewayASGIHandler()
 async def application(scope, receive, send):  # type: ignore[no-untyped-def]
     path = scope.get("path", "")
     if scope["type"] == "http" and path.startswith("/v1/"):
-        handler = gateway_application if path.startswith(ASYNC_GATEWAY_PREFIX) else api_application
+        handler = gateway_application if path.startswith(ASYNC_GATEWAY_PREFIXES) else api_application
         await handler(scope, receive, send)
     else:
         await site_application(scope, receive, send)

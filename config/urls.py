@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.shortcuts import redirect
 from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
@@ -22,7 +23,8 @@ urlpatterns = [
     path("dashboard/", include("analytics.dashboard_urls")),
     path("", RedirectView.as_view(url="/dashboard/", permanent=False), name="home"),
     # Browsers ask for /favicon.ico whatever the page links: send them to the icon (was a 404 in every log).
-    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True), name="favicon"),
+    # Resolved per request: with the manifest storage of production the name is known only after collectstatic.
+    path("favicon.ico", lambda request: redirect(static("favicon.svg"), permanent=True), name="favicon"),
 ]
 
 # Under /v1 even a path or error no view handled answers in the error envelope (config/api_errors.py).

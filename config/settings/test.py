@@ -9,6 +9,8 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 # every test starts by flushing the cache's (db 15), which would also drop the tasks waiting in a queue there.
 os.environ.setdefault("CELERY_TASK_DEFAULT_QUEUE", f"test-{os.getpid()}")
 os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/11")
+# The access lines of every gateway a test starts would drown the test output; the access log's test turns them on.
+os.environ.setdefault("ROUTER_ACCESS_LOG", "false")
 
 from config.settings.base import *  # noqa: F403
 

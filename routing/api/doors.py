@@ -7,7 +7,8 @@ Errors, whenever they happen before the first byte, answer in the door's own env
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 
@@ -15,6 +16,7 @@ from accounts.authentication import Principal, aprincipal_for_key, key_from_head
 from config.api_errors import ApiError, InvalidRequest, internal_error
 from config.rendering import dumps
 from config.tracing import tracer
+from routing.access import AccessLine, access_caller, access_finish, access_open
 from routing.api.body import parse_json_body
 from routing.api.idempotency import idempotent
 from routing.doors.base import Door
@@ -44,18 +46,37 @@ async def serve_door(
     door: Door, request: HttpRequest, *, span: str, prepare: Prepare | None = None
 ) -> HttpResponseBase:
     request_id: str = request.request_id  # type: ignore[attr-defined]
+    line = access_open(request_id=request_id, door=door.name, method=request.method or "", path=request.path)
+    response: HttpResponseBase
     with tracer.start_as_current_span(span, attributes={"router.request_id": request_id}):
         try:
             principal = await aprincipal_for_key(key_from_headers(request))
-            return await idempotent(
+            access_caller(
+                key_prefix=principal.key_prefix, user_id=principal.user_id, team_id=principal.team_id
+            )
+            response = await idempotent(
                 request,
                 api_key_id=principal.key_id,
                 respond=lambda: _serve(door, request, principal, request_id, prepare),
             )
         except ApiError as exc:
-            return door_error_response(door, exc, request_id)
+            response = door_error_response(door, exc, request_id)
         except Exception as exc:  # noqa: BLE001 - a bug still answers in the door's envelope, without a traceback
-            return door_error_response(door, internal_error(exc), request_id)
+            response = door_error_response(door, internal_error(exc), request_id)
+    if isinstance(response, StreamingHttpResponse):
+        response.streaming_content = _finishing(response.streaming_content, line, response.status_code)
+    else:
+        access_finish(line, response.status_code)
+    return response
+
+
+async def _finishing(body: Any, line: AccessLine, status: int) -> AsyncIterator[bytes]:
+    """The stream's bytes; the access line is finished when the last one went out (or the client left)."""
+    try:
+        async for chunk in body:
+            yield chunk
+    finally:
+        access_finish(line, status, streamed=True)
 
 
 async def _serve(

@@ -17,6 +17,7 @@ from providers.adapters.base import Usage
 from providers.catalog import CatalogModel
 from providers.pricing import cost_of_usage
 from routing import metrics
+from routing.access import access_expect_note, access_note
 from routing.models import Attempt, GatewayRequest
 from routing.pipeline.journal import JournalEntry
 from routing.pipeline.lease import lease_drop
@@ -174,6 +175,17 @@ async def log(run: CompletionRun, outcome: Outcome) -> None:
     """
     _observe(run, outcome)
     row, attempts, answered = _log_rows(run, outcome)
+    access_note(
+        model=row.model or None,
+        provider=row.provider or None,
+        cached=row.cached,
+        prompt_tokens=row.input_tokens,
+        completion_tokens=row.output_tokens,
+        cost_usd=str(row.total_cost_usd.normalize()) if row.total_cost_usd else "0",
+        latency_ms=row.latency_ms,
+        overhead_ms=round(run.overhead_ms(), 2),
+        attempts=len(attempts),
+    )
     settle = [(rid, row.total_cost_usd) for model_id, rid in run.reservations.items() if model_id == answered]
     release = [rid for model_id, rid in run.reservations.items() if model_id != answered]
     try:
@@ -232,6 +244,7 @@ def _forget(task: asyncio.Task[Any]) -> None:
 
 def log_in_background(run: CompletionRun, outcome: Outcome) -> asyncio.Task[None]:
     """For streams: the row must be written even when the client's task is being cancelled."""
+    access_expect_note()  # the door's access line waits for this outcome
     task = asyncio.get_running_loop().create_task(log(run, outcome))
     keep(task)
     return task

@@ -10,6 +10,7 @@ from config.api_errors import BudgetExceeded
 from config.db import run_orm
 from providers.catalog import CatalogModel
 from providers.pricing import max_output_tokens_affordable, worst_case_cost
+from routing.access import access_expect_note
 from routing.pipeline.lease import lease_take
 from routing.pipeline.record import pending_row
 from routing.pipeline.run import ZERO, CompletionRun
@@ -29,6 +30,7 @@ async def reserve(run: CompletionRun, model: CatalogModel, *, first: bool) -> No
     # The request's row goes in with its first hold, in the same round trip: no call without its record.
     record = [] if run.reservations or run.pending_written else [pending_statement(pending_row(run, model))]
     run.pending_written = True
+    access_expect_note()  # a row exists: its outcome will be recorded, and the access line waits for it
     try:
         reservation_id = await abudget_reserve(
             user_id=run.caller.user_id,
