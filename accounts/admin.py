@@ -41,10 +41,14 @@ class ApiKeyAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        key, raw = api_key_issue(user=obj.user, name=obj.name, rate_limit_rpm=obj.rate_limit_rpm)
+        key, raw = api_key_issue(
+            user=obj.user,
+            name=obj.name,
+            rate_limit_rpm=obj.rate_limit_rpm,
+            rate_limit_tpm=obj.rate_limit_tpm,
+        )
         key.expires_at = obj.expires_at
-        key.rate_limit_tpm = obj.rate_limit_tpm
-        key.save(update_fields=["expires_at", "rate_limit_tpm"])
+        key.save(update_fields=["expires_at"])
         obj.pk = key.pk
         obj.prefix = key.prefix
         obj.key_hash = key.key_hash

@@ -50,6 +50,8 @@ class Principal:
     rate_limit_tpm: int | None
     cache_group: str
     key_prefix: str = ""  # the key's display prefix (for logs: never the key)
+    team_rate_limit_rpm: int | None = None  # a team key: its team's limits, shared by every key of the team
+    team_rate_limit_tpm: int | None = None
 
 
 _cache: dict[str, tuple[Principal | None, float]] = {}
@@ -70,7 +72,7 @@ def key_from_headers(request: HttpRequest) -> str | None:
 def _lookup(key_hash: str) -> Principal | None:
     now = timezone.now()
     key = (
-        ApiKey.objects.select_related("user")
+        ApiKey.objects.select_related("user", "team")
         .filter(key_hash=key_hash, revoked_at__isnull=True, user__is_active=True)
         .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
         # A team key works only while its holder is a member (the reservation checks again, at once).
@@ -91,6 +93,8 @@ def _lookup(key_hash: str) -> Principal | None:
         rate_limit_tpm=key.rate_limit_tpm,
         cache_group=key.user.cache_group,
         key_prefix=key.prefix,
+        team_rate_limit_rpm=key.team.rate_limit_rpm if key.team is not None else None,
+        team_rate_limit_tpm=key.team.rate_limit_tpm if key.team is not None else None,
     )
 
 

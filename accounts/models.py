@@ -73,7 +73,9 @@ class ApiKey(models.Model):
         null=True, blank=True, help_text="Requests per minute for this key; empty = the global default."
     )
     rate_limit_tpm = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Estimated tokens per minute for this key; empty = unlimited."
+        null=True,
+        blank=True,
+        help_text="Estimated tokens per minute for this key; empty = the global default.",
     )
 
     class Meta:

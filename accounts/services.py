@@ -31,6 +31,7 @@ def api_key_issue(
     name: str = "default",
     expires_in_days: int | None = None,
     rate_limit_rpm: int | None = None,
+    rate_limit_tpm: int | None = None,
     team: Team | None = None,
 ) -> tuple[ApiKey, str]:
     """Creates a key and returns it with the raw value, which is never stored and cannot be shown again."""
@@ -43,6 +44,7 @@ def api_key_issue(
         key_hash=api_key_hash(raw),
         expires_at=expires_at,
         rate_limit_rpm=rate_limit_rpm,
+        rate_limit_tpm=rate_limit_tpm,
         team=team,
     )
     return key, raw

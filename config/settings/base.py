@@ -236,10 +236,12 @@ ROUTER_FANOUT_LEASE_S = env_float("ROUTER_FANOUT_LEASE_S", 240.0, minimum=1)
 # Deliveries of one item before it is given up as an error.
 ROUTER_FANOUT_MAX_ATTEMPTS = env_int("ROUTER_FANOUT_MAX_ATTEMPTS", 3, minimum=1)
 ROUTER_MAX_BODY_BYTES = DATA_UPLOAD_MAX_MEMORY_SIZE
+# Defaults for keys without limits of their own (sliding one-minute windows; teams have no default).
 ROUTER_RATE_LIMIT_RPM = env_optional_int("ROUTER_RATE_LIMIT_RPM", minimum=1)
 # With Redis unreachable, rate limits can't be counted: let traffic through (default; budgets still hold the
 # money) or refuse it with 503.
 ROUTER_RATE_LIMIT_FAIL_CLOSED = env_bool("ROUTER_RATE_LIMIT_FAIL_CLOSED", False)
+ROUTER_RATE_LIMIT_TPM = env_optional_int("ROUTER_RATE_LIMIT_TPM", minimum=1)
 ROUTER_LOG_RETENTION_DAYS = env_optional_int("ROUTER_LOG_RETENTION_DAYS", minimum=1)
 ROUTER_DEMO = env_optional_bool("ROUTER_DEMO")
 ROUTER_DEADLINE_S = env_float("ROUTER_DEADLINE_S", 120.0, minimum=1)

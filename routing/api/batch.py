@@ -15,10 +15,21 @@ from config.db import run_orm
 from routing import engine
 from routing.api.body import parse_json_body
 from routing.api.compare import authenticated, json_response, validated
+from routing.api.doors import caller_of
 from routing.api.idempotency import idempotent
 from routing.api.serializers import MessageSerializer, StrictBooleanField
-from routing.ratelimit import rate_limit_check, rate_limit_release
-from routing.services.batches import MAX_ITEMS, batch_create, batch_get, batch_summary, batch_wait
+from routing.pipeline.limits import rate_admit_fanout
+from routing.ratelimit import rate_limit_release, rate_limits_of
+from routing.services.batches import (
+    MAX_ITEMS,
+    batch_create,
+    batch_get,
+    batch_inputs,
+    batch_new_id,
+    batch_request_id,
+    batch_summary,
+    batch_wait,
+)
 
 
 @extend_schema_field({"oneOf": [{"type": "string", "maxLength": 200}, {"type": "integer"}]})
@@ -58,7 +69,7 @@ class BatchInputSerializer(serializers.Serializer):
 @csrf_exempt
 @api_methods("POST")
 async def chat_batch(request: HttpRequest) -> HttpResponseBase:
-    principal = await authenticated(request, limited=False)
+    principal = await authenticated(request)
     return await idempotent(request, api_key_id=principal.key_id, respond=lambda: _batch(request, principal))
 
 
@@ -72,33 +83,46 @@ async def _batch(request: HttpRequest, principal: Principal) -> HttpResponseBase
     ]
     model = fields.get("model")
     mode = engine.MODE_COST if model == engine.AUTO_MODEL else fields["mode"]
-    # A batch of N is N requests against the key's requests per minute, all admitted or none (429): its
-    # items run in workers, past any door's check.
-    admitted = await rate_limit_check(principal, requests=len(requests))
+    params: dict[str, Any] = {
+        "requests": requests,
+        "model": None if model == engine.AUTO_MODEL else model,
+        "mode": mode,
+        "temperature": fields.get("temperature"),
+        "max_tokens": fields.get("max_tokens"),
+    }
+    inputs = await run_orm(batch_inputs, **params)  # a bad item is a 400 here, before anything is counted
+    # A batch of N is N requests with their N token estimates against every rate limit, all admitted or none
+    # (429): its items run in workers, past any door's check, and settle under the ids counted here.
+    batch_id = batch_new_id()
+    admitted = await rate_admit_fanout(
+        limits=rate_limits_of(principal),
+        caller=caller_of(principal),
+        inputs=inputs,
+        request_ids=[batch_request_id(batch_id, index) for index in range(len(inputs))],
+    )
+    headers = admitted.headers if admitted else {}
     try:
         batch = await run_orm(
             batch_create,
             user_id=principal.user_id,
-            requests=requests,
-            model=None if model == engine.AUTO_MODEL else model,
-            mode=mode,
-            temperature=fields.get("temperature"),
-            max_tokens=fields.get("max_tokens"),
             api_key_id=principal.key_id,
             cache_group=principal.cache_group,
+            batch_id=batch_id,
+            **params,
         )
-    except ApiError:
+    except ApiError as exc:
         await rate_limit_release(admitted)  # refused (400): none of its items will run
+        exc.headers = {**headers, **exc.headers}
         raise
     if not fields["wait"]:
-        return json_response(batch_summary(batch), status=202)
+        return json_response(batch_summary(batch), status=202, headers=headers)
     done = await batch_wait(batch_id=batch.id)
     # Not done within ROUTER_BATCH_WAIT_S: 202 with the progress so far, to be polled as with wait: false.
     body = await run_orm(batch_get, user_id=principal.user_id, batch_id=batch.id)
-    return json_response(body, status=200 if done else 202)
+    return json_response(body, status=200 if done else 202, headers=headers)
 
 
 @api_methods("GET")
 async def chat_batch_detail(request: HttpRequest, batch_id: str) -> HttpResponseBase:
-    principal = await authenticated(request, limited=False)  # clients poll this
+    principal = await authenticated(request)  # clients poll this: not a request against the limits
     return json_response(await run_orm(batch_get, user_id=principal.user_id, batch_id=batch_id))

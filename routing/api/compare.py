@@ -18,10 +18,20 @@ from config.api_errors import (
 from config.db import run_orm
 from config.rendering import dumps
 from routing.api.body import parse_json_body
+from routing.api.doors import caller_of
 from routing.api.idempotency import idempotent
 from routing.api.serializers import MessageSerializer
-from routing.ratelimit import rate_limit_check, rate_limit_release
-from routing.services.comparisons import MAX_MODELS, comparison_get, comparison_start, comparison_wait
+from routing.pipeline.limits import rate_admit_fanout
+from routing.ratelimit import rate_limit_release, rate_limits_of
+from routing.services.comparisons import (
+    MAX_MODELS,
+    comparison_get,
+    comparison_inputs,
+    comparison_new_id,
+    comparison_request_id,
+    comparison_start,
+    comparison_wait,
+)
 
 
 def validated(serializer_class: type[serializers.Serializer], data: object) -> dict[str, Any]:
@@ -36,15 +46,17 @@ def validated(serializer_class: type[serializers.Serializer], data: object) -> d
     return dict(serializer.validated_data)
 
 
-async def authenticated(request: HttpRequest, *, limited: bool = True) -> Principal:
-    principal = await aprincipal_for_key(key_from_headers(request))
-    if limited:
-        await rate_limit_check(principal)
-    return principal
+async def authenticated(request: HttpRequest) -> Principal:
+    return await aprincipal_for_key(key_from_headers(request))
 
 
-def json_response(body: dict[str, Any], status: int = 200) -> HttpResponse:
-    return HttpResponse(dumps(body), status=status, content_type="application/json")
+def json_response(
+    body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> HttpResponse:
+    response = HttpResponse(dumps(body), status=status, content_type="application/json")
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
 
 
 class CompareInputSerializer(serializers.Serializer):
@@ -63,7 +75,7 @@ class CompareInputSerializer(serializers.Serializer):
 @csrf_exempt
 @api_methods("POST")
 async def chat_compare(request: HttpRequest) -> HttpResponseBase:
-    principal = await authenticated(request, limited=False)
+    principal = await authenticated(request)
     return await idempotent(
         request, api_key_id=principal.key_id, respond=lambda: _compare(request, principal)
     )
@@ -73,30 +85,43 @@ async def _compare(request: HttpRequest, principal: Principal) -> HttpResponseBa
     data = parse_json_body(request)
     fields = validated(CompareInputSerializer, data)
     assert isinstance(data, dict)
-    # One request per model against the key's requests per minute, all admitted or none (429).
-    admitted = await rate_limit_check(principal, requests=len(fields["models"]))
+    params: dict[str, Any] = {
+        "messages": [dict(m) for m in data["messages"]],
+        "temperature": fields.get("temperature"),
+        "max_tokens": fields.get("max_tokens"),
+        "top_p": fields.get("top_p"),
+    }
+    models = fields["models"]
+    # One request per model, with its token estimate, against every rate limit, all admitted or none (429);
+    # counted under the ids its requests will run with, so each settles to its actual tokens.
+    comparison_id = comparison_new_id()
+    admitted = await rate_admit_fanout(
+        limits=rate_limits_of(principal),
+        caller=caller_of(principal),
+        inputs=comparison_inputs(models=models, **params),
+        request_ids=[comparison_request_id(comparison_id, index) for index in range(len(models))],
+    )
     try:
         comparison = await run_orm(
             comparison_start,
             user_id=principal.user_id,
-            models=fields["models"],
-            messages=[dict(m) for m in data["messages"]],
-            temperature=fields.get("temperature"),
-            max_tokens=fields.get("max_tokens"),
-            top_p=fields.get("top_p"),
+            models=models,
             api_key_id=principal.key_id,
             cache_group=principal.cache_group,
+            comparison_id=comparison_id,
+            **params,
         )
-    except ApiError:
+    except ApiError as exc:
         await rate_limit_release(admitted)  # refused (400): none of its requests will run
+        exc.headers = {**(admitted.headers if admitted else {}), **exc.headers}
         raise
     await comparison_wait(comparison_id=comparison.id)
     body = await run_orm(comparison_get, user_id=principal.user_id, comparison_id=comparison.id)
-    return json_response(body)
+    return json_response(body, headers=admitted.headers if admitted else None)
 
 
 @api_methods("GET")
 async def chat_compare_detail(request: HttpRequest, comparison_id: str) -> HttpResponseBase:
-    principal = await authenticated(request, limited=False)  # the playground polls this
+    principal = await authenticated(request)  # the playground polls this: not a request against the limits
     body = await run_orm(comparison_get, user_id=principal.user_id, comparison_id=comparison_id)
     return json_response(body)

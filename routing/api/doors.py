@@ -1,5 +1,5 @@
-"""One async view body for every door: authenticate, limit, parse with the door, run the pipeline, render;
-once per Idempotency-Key (routing.api.idempotency).
+"""One async view body for every door: authenticate, parse with the door, run the pipeline (which admits the
+rate limits once the request is planned), render; once per Idempotency-Key (routing.api.idempotency).
 
 Errors, whenever they happen before the first byte, answer in the door's own envelope.
 """
@@ -23,11 +23,22 @@ from routing.doors.base import Door
 from routing.doors.options import apply_router_headers
 from routing.pipeline.complete import completion_create, completion_stream_open
 from routing.pipeline.types import Caller, CompletionInput
-from routing.ratelimit import rate_limit_check
+from routing.ratelimit import rate_limits_of
 
 logger = logging.getLogger(__name__)
 # A door's own step between parsing and running (the Responses door loads previous_response_id here).
 Prepare = Callable[[CompletionInput, Caller], Awaitable[CompletionInput]]
+
+
+def caller_of(principal: Principal) -> Caller:
+    """The pipeline's caller: who pays, whose cache, and the rate limits it admits the request against."""
+    return Caller(
+        user_id=principal.user_id,
+        api_key_id=principal.key_id,
+        cache_group=principal.cache_group,
+        team_id=principal.team_id,
+        rate_limits=rate_limits_of(principal),
+    )
 
 
 def door_error_response(door: Door, error: ApiError, request_id: str) -> HttpResponse:
@@ -82,13 +93,12 @@ async def _finishing(body: Any, line: AccessLine, status: int) -> AsyncIterator[
 async def _serve(
     door: Door, request: HttpRequest, principal: Principal, request_id: str, prepare: Prepare | None
 ) -> HttpResponseBase:
-    await rate_limit_check(principal)
     body = parse_json_body(request)
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object", code="invalid_json")
     inp = door.parse(body, request.headers)
     apply_router_headers(inp, request.headers, body if door.name == "chat" else {})
-    caller = Caller(user_id=principal.user_id, api_key_id=principal.key_id, cache_group=principal.cache_group)
+    caller = caller_of(principal)  # rate limits are admitted once the request is planned (its tokens known)
     if prepare is not None:
         inp = await prepare(inp, caller)
     if inp.stream:

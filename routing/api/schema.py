@@ -36,7 +36,7 @@ SSE_EVENT = {
 COMMON_ERRORS = {
     "400": "Malformed JSON, a schema violation or an out-of-range value; `param` names the field",
     "401": "Missing, unknown, revoked or expired API key",
-    "429": "Per-key rate limit, or too many bad keys from this address; see Retry-After",
+    "429": "Over a key's or team's requests or tokens per minute, or too many bad keys; see Retry-After",
     "500": "A bug: still the envelope, never a traceback",
     "503": "The database is unavailable; retry shortly",
 }

@@ -29,7 +29,7 @@ ANTHROPIC_STATUSES = {
     "402": "billing_error: the worst-case cost does not fit the remaining budget",
     "404": "not_found_error: an unknown model",
     "413": "request_too_large: the body is larger than ROUTER_MAX_BODY_BYTES",
-    "429": "rate_limit_error: a per-key rate limit; see Retry-After",
+    "429": "rate_limit_error: a key's or team's requests or tokens per minute; see Retry-After",
     "500": "api_error: a bug, still in the envelope",
     "502": "api_error: every attempt failed for a reason a retry will not mend",
     "503": "api_error: the database is unavailable",

@@ -6,10 +6,12 @@ import asyncio
 import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from config.rendering import dumps
 from routing.pipeline.caching import cache_lookup, cache_store, serve_cache_hit
 from routing.pipeline.call import call_model, first_answer, open_model_stream
+from routing.pipeline.limits import rate_admit, rate_headers_on_errors
 from routing.pipeline.plan import completion_plan
 from routing.pipeline.record import charge_for, keep, log, unless_abandoned
 from routing.pipeline.result import completion_of, router_headers
@@ -35,6 +37,12 @@ async def completion_create(*, caller: Caller, inp: CompletionInput, request_id:
 async def _completion_create(*, caller: Caller, inp: CompletionInput, request_id: str) -> Answered:
     run = await completion_plan(caller=caller, inp=inp, request_id=request_id)
     entry = await cache_lookup(run)
+    await rate_admit(run, cached=entry is not None)
+    with rate_headers_on_errors(run):
+        return await _answer(run, entry)
+
+
+async def _answer(run: CompletionRun, entry: dict[str, Any] | None) -> Answered:
     if entry is not None:
         model, result, charge = await serve_cache_hit(run, entry)
         completion = completion_of(run, model, result, charge, cached=True)
@@ -75,6 +83,12 @@ def _abandon_opened(task: asyncio.Task[OpenStream]) -> None:
 async def _completion_stream_open(*, caller: Caller, inp: CompletionInput, request_id: str) -> OpenStream:
     run = await completion_plan(caller=caller, inp=inp, request_id=request_id)
     entry = await cache_lookup(run)
+    await rate_admit(run, cached=entry is not None)
+    with rate_headers_on_errors(run):
+        return await _open(run, entry)
+
+
+async def _open(run: CompletionRun, entry: dict[str, Any] | None) -> OpenStream:
     if entry is not None:
         model, result, charge = await serve_cache_hit(run, entry)
 

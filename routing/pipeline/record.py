@@ -21,6 +21,7 @@ from routing.access import access_expect_note, access_note
 from routing.models import Attempt, GatewayRequest
 from routing.pipeline.journal import JournalEntry
 from routing.pipeline.lease import lease_drop
+from routing.pipeline.limits import rate_settle
 from routing.pipeline.run import ZERO, Charge, CompletionRun, Outcome
 from routing.pipeline.usage_check import anomalies_observed, usage_checked
 from routing.pipeline.writes import write_outcome
@@ -174,6 +175,7 @@ async def log(run: CompletionRun, outcome: Outcome) -> None:
     its answer, and the money is recorded exactly once.
     """
     _observe(run, outcome)
+    await rate_settle(run, outcome)  # the tokens it counted against its rate limits become the actual ones
     row, attempts, answered = _log_rows(run, outcome)
     access_note(
         model=row.model or None,

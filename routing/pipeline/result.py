@@ -45,6 +45,7 @@ def router_headers(run: CompletionRun, model: CatalogModel, cost: Decimal | None
         "X-Router-Provider": model.provider,
         "X-Router-Cache": run.cache_status,
         "X-Router-Overhead-Ms": f"{run.overhead_ms():.2f}",
+        **run.rate_headers,
     }
     if cost is not None:
         headers["X-Router-Cost-Usd"] = dumps(cost).decode()

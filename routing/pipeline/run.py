@@ -85,6 +85,10 @@ class CompletionRun:
     deadline: float = 0.0
     finished_ms: int | None = None  # frozen when the row is written, so the body and the row agree
     pending_written: bool = False  # the write-ahead row is in (it goes with the first hold)
+    # The rate-limit windows it was counted in (under its request id), to settle; the estimate, when known.
+    rate_keys: tuple[str, ...] = ()
+    rate_tokens: int | None = None
+    rate_headers: dict[str, str] = field(default_factory=dict)  # x-ratelimit-* for every response
 
     def __post_init__(self) -> None:
         self.deadline = self.started + settings.ROUTER_DEADLINE_S

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from providers.adapters.base import StreamDelta, Usage
 from providers.pricing import Cost
 from routing import engine
+from routing.ratelimit import Limit
 
 DOORS = ("chat", "messages", "responses", "embeddings")
 
@@ -19,6 +20,9 @@ class Caller:
     user_id: int
     api_key_id: int | None = None
     cache_group: str = ""
+    team_id: int | None = None  # a team key's team: where its rate-limit counts live besides the key's
+    # What the pipeline admits the request against (none: not limited here).
+    rate_limits: tuple[Limit, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,7 @@ class CompletionInput:
     comparison_id: str | None = None
     batch_id: str | None = None
     idempotency_key: str | None = None  # batch items: one charge per item, whatever is redelivered
+    rate_counted: bool = False  # fan-out items: counted against rate limits when their parent was admitted
     native: Native | None = None
     store: bool = False  # /v1/responses: kept for GET /v1/responses/{id} and previous_response_id
     door_params: dict[str, Any] = field(

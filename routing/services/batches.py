@@ -118,6 +118,39 @@ def _items(
     return items
 
 
+def batch_new_id() -> str:
+    return "batch_" + secrets.token_hex(12)
+
+
+def batch_request_id(batch_id: str, index: int) -> str:
+    """The log row id the request of its index-th item runs under."""
+    return fanout_request_id(batch_id, str(index))
+
+
+def _input(payload: dict[str, Any]) -> CompletionInput:
+    return CompletionInput(
+        messages=payload["messages"],
+        model=payload.get("model"),
+        mode=payload.get("mode") or engine.MODE_MANUAL,
+        temperature=payload.get("temperature"),
+        max_tokens=payload.get("max_tokens"),
+    )
+
+
+def batch_inputs(
+    *,
+    requests: list[dict[str, Any]],
+    model: str | None = None,
+    mode: str = engine.MODE_MANUAL,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+) -> list[CompletionInput]:
+    """The request each item will run, validated as batch_create validates them (400), before the batch
+    exists: to count them against rate limits."""
+    items = _items(requests, model=model, mode=mode, temperature=temperature, max_tokens=max_tokens)
+    return [_input(payload) for _, payload in items]
+
+
 def batch_create(
     *,
     user_id: int,
@@ -128,12 +161,15 @@ def batch_create(
     max_tokens: int | None = None,
     api_key_id: int | None = None,
     cache_group: str = "",
+    batch_id: str | None = None,
 ) -> BatchJob:
-    """Stores the batch and one item per request (400 for a bad model, id or count), then starts its lanes."""
+    """Stores the batch and one item per request (400 for a bad model, id or count), then starts its lanes.
+
+    `batch_id`: the id its items' requests were already counted under (against rate limits)."""
     items = _items(requests, model=model, mode=mode, temperature=temperature, max_tokens=max_tokens)
     with transaction.atomic():
         batch = BatchJob.objects.create(
-            id="batch_" + secrets.token_hex(12),
+            id=batch_id or batch_new_id(),
             user_id=user_id,
             status="queued",
             total_requests=len(items),
@@ -237,20 +273,20 @@ def _publish(ids: list[int]) -> None:
 
 def _work_for(item: BatchItem) -> Work:
     batch = item.batch
-    payload = item.payload
+    inp = _input(item.payload)
+    inp.client_request_id = item.client_id
+    inp.batch_id = batch.id
+    inp.idempotency_key = f"batch_item:{item.pk}"
+    inp.rate_counted = True  # with the batch, by the view that admitted it
     return Work(
-        caller=Caller(user_id=batch.user_id, api_key_id=batch.api_key_id, cache_group=batch.cache_group),
-        inp=CompletionInput(
-            messages=payload["messages"],
-            model=payload.get("model"),
-            mode=payload.get("mode") or engine.MODE_MANUAL,
-            temperature=payload.get("temperature"),
-            max_tokens=payload.get("max_tokens"),
-            client_request_id=item.client_id,
-            batch_id=batch.id,
-            idempotency_key=f"batch_item:{item.pk}",
+        caller=Caller(
+            user_id=batch.user_id,
+            api_key_id=batch.api_key_id,
+            cache_group=batch.cache_group,
+            team_id=batch.api_key.team_id if batch.api_key is not None else None,
         ),
-        request_id=fanout_request_id(batch.id, str(item.index)),
+        inp=inp,
+        request_id=batch_request_id(batch.id, item.index),
     )
 
 
@@ -270,7 +306,7 @@ def _complete_if_done(batch_id: str) -> None:
 
 def batch_item_run(*, item_id: int) -> None:
     """Runs one item's request once (a redelivered task never runs or charges it twice), then frees its slot."""
-    item = BatchItem.objects.select_related("batch").filter(pk=item_id).first()
+    item = BatchItem.objects.select_related("batch__api_key").filter(pk=item_id).first()
     if item is None:
         return
     finished = row_run(

@@ -58,6 +58,38 @@ def _resolve_models(models: list[str]) -> list[tuple[str, str]]:
     return resolved
 
 
+def comparison_new_id() -> str:
+    return "cmp_" + secrets.token_hex(12)
+
+
+def comparison_request_id(comparison_id: str, index: int) -> str:
+    """The log row id the request of its index-th model runs under."""
+    return fanout_request_id(comparison_id, f"m{index}")
+
+
+def _input(messages: list[dict[str, Any]], model: str, params: dict[str, Any]) -> CompletionInput:
+    return CompletionInput(
+        messages=messages,
+        model=model,
+        temperature=params.get("temperature"),
+        max_tokens=params.get("max_tokens"),
+        top_p=params.get("top_p"),
+    )
+
+
+def comparison_inputs(
+    *,
+    models: list[str],
+    messages: list[dict[str, Any]],
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    top_p: float | None = None,
+) -> list[CompletionInput]:
+    """The request each model will run, before the comparison exists (to count them against rate limits)."""
+    params = {"temperature": temperature, "max_tokens": max_tokens, "top_p": top_p}
+    return [_input(messages, model, params) for model in models]
+
+
 def _enqueue(result_ids: list[int]) -> None:
     """Sends one task per model. A broker that can't take them fails the comparison as one, before anything ran
     or was charged: its rows end as errors (never run later behind the client's back) and the caller gets 503."""
@@ -87,16 +119,18 @@ def comparison_start(
     top_p: float | None = None,
     api_key_id: int | None = None,
     cache_group: str = "",
+    comparison_id: str | None = None,
 ) -> Comparison:
     """Validates the models (400 on unknown, duplicate, fewer than 2 or more than 10), stores the comparison
-    and, once committed, runs one task per model."""
+    (under `comparison_id` when its requests were already counted under its ids) and, once committed, runs one
+    task per model."""
     if not messages:
         raise InvalidRequest("messages must not be empty", param="messages", code="invalid_value")
     resolved = _resolve_models(models)
     now = timezone.now()
     with transaction.atomic():
         comparison = Comparison.objects.create(
-            id="cmp_" + secrets.token_hex(12),
+            id=comparison_id or comparison_new_id(),
             user_id=user_id,
             models_requested=[model_id for model_id, _ in resolved],
             params={
@@ -133,20 +167,19 @@ def comparison_start(
 def _work_for(result: ComparisonResult) -> Work:
     comparison = result.comparison
     params = comparison.params
+    inp = _input(comparison.messages, result.model, params)
+    inp.comparison_id = comparison.id
+    inp.idempotency_key = f"comparison_result:{result.pk}"
+    inp.rate_counted = True  # with the comparison, by the view that admitted it
     return Work(
         caller=Caller(
-            user_id=comparison.user_id, api_key_id=comparison.api_key_id, cache_group=comparison.cache_group
+            user_id=comparison.user_id,
+            api_key_id=comparison.api_key_id,
+            cache_group=comparison.cache_group,
+            team_id=comparison.api_key.team_id if comparison.api_key is not None else None,
         ),
-        inp=CompletionInput(
-            messages=comparison.messages,
-            model=result.model,
-            temperature=params.get("temperature"),
-            max_tokens=params.get("max_tokens"),
-            top_p=params.get("top_p"),
-            comparison_id=comparison.id,
-            idempotency_key=f"comparison_result:{result.pk}",
-        ),
-        request_id=fanout_request_id(comparison.id, f"m{result.index}"),
+        inp=inp,
+        request_id=comparison_request_id(comparison.id, result.index),
     )
 
 
@@ -162,7 +195,7 @@ def _complete_if_done(comparison_id: str) -> None:
 
 def comparison_model_run(*, result_id: int) -> None:
     """Runs one compared model's request (idempotent: a redelivered task never runs or charges it twice)."""
-    result = ComparisonResult.objects.select_related("comparison").filter(pk=result_id).first()
+    result = ComparisonResult.objects.select_related("comparison__api_key").filter(pk=result_id).first()
     if result is None:
         return
     row_run(

@@ -9,8 +9,6 @@ from unittest import mock
 
 import httpx
 import pytest
-import redis
-from django.conf import settings
 
 from accounts.services import api_key_issue
 from budgets.models import Budget
@@ -22,8 +20,8 @@ from providers.pricing import worst_case_cost
 from routing.models import BatchItem, BatchJob, GatewayRequest
 from routing.pipeline.plan import _prompt_tokens
 from routing.pipeline.types import CompletionInput
-from routing.ratelimit import window_key
 from routing.services import batches
+from routing.tests.rate_windows import requests_counted
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("live_worker")]
 
@@ -218,23 +216,12 @@ def test_another_users_batch_is_404(alice_http, bob_http):
 
 @pytest.fixture
 def five_rpm(fanout, alice):
-    """A client whose key allows 5 requests per minute, in a minute with room for the test."""
+    """A client whose key allows 5 requests per minute (a sliding window: any moment will do)."""
     api_key, key = api_key_issue(user=alice, name="five-rpm", rate_limit_rpm=5)
-    left = 60 - time.time() % 60
-    if left < 20:  # fixed windows: the test must not straddle two minutes
-        time.sleep(left + 0.2)
     with httpx.Client(
         base_url=fanout.url + "/v1", headers={"Authorization": f"Bearer {key}"}, timeout=60
     ) as client:
         yield client, api_key.pk
-
-
-def _counted(key_id: int) -> int:
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    try:
-        return int(client.get(window_key(key_id)) or 0)
-    finally:
-        client.close()
 
 
 def _batch(n: int, first: int = 0, **extra: object) -> dict:
@@ -251,7 +238,7 @@ def test_a_batch_of_20_under_5_rpm_is_refused_whole_with_429_and_no_provider_cal
     assert error["type"] == "rate_limit_error" and error["code"] == "rate_limit_exceeded"
     assert int(refused.headers["Retry-After"]) >= 1
     assert not BatchJob.objects.exists()
-    assert _counted(key_id) == 0
+    assert requests_counted(key_id) == 0
     time.sleep(0.5)  # anything sent to a worker would have reached the provider by now
     assert fake_upstream.requests() == []
 
@@ -259,12 +246,12 @@ def test_a_batch_of_20_under_5_rpm_is_refused_whole_with_429_and_no_provider_cal
 def test_a_batch_that_fits_is_admitted_and_counts_each_item_against_the_rpm(five_rpm, fake_upstream):
     client, key_id = five_rpm
     assert client.post("/chat/batch", json=_batch(3)).status_code == 200
-    assert _counted(key_id) == 3
+    assert requests_counted(key_id) == 3
     assert client.post("/chat/batch", json=_batch(3)).status_code == 429  # 3 + 3 > 5: none of them
     assert client.post("/chat/batch", json=_batch(2, first=3)).status_code == 200
     chat = client.post("/chat/completions", json={"model": "gpt-4o-mini", "messages": _messages(9)})
     assert chat.status_code == 429
-    assert _counted(key_id) == 5
+    assert requests_counted(key_id) == 5
     assert len(fake_upstream.requests()) == 5
     assert BatchJob.objects.count() == 2
 
@@ -274,7 +261,7 @@ def test_a_batch_refused_with_400_gives_its_requests_back(five_rpm):
     bad = _batch(5)
     bad["requests"][4]["model"] = "gpt-9"
     assert client.post("/chat/batch", json=bad).status_code == 400
-    assert _counted(key_id) == 0
+    assert requests_counted(key_id) == 0
     assert client.post("/chat/batch", json=_batch(5)).status_code == 200
 
 

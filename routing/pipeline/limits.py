@@ -1,0 +1,90 @@
+"""Rate limits as a stage: a planned request admitted against its caller's requests and tokens per minute, its
+x-ratelimit headers on whatever it answers, and its tokens settled to the actual count once recorded.
+
+The seam is right after planning (and the cache lookup): the first time the token estimate is known, the same
+for every door, before anything is held or sent. A fan-out (compare, batch) is admitted whole by its view with
+one estimate per item (`rate_admit_fanout`); its items then only settle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator, Sequence
+
+from config.api_errors import ApiError
+from routing.pipeline.plan import completion_plan
+from routing.pipeline.run import CompletionRun, Outcome
+from routing.pipeline.types import Caller, CompletionInput
+from routing.ratelimit import Admitted, Limit, counted_keys, rate_limit_check, rate_limit_settle
+
+
+def tokens_estimate(run: CompletionRun) -> int:
+    """What the request counts against tokens per minute until settled: the prompt's bound (as its hold) plus
+    the max_tokens it will be sent, else the model's max output, for the model planned first."""
+    if not run.plan.ranked:
+        return 0
+    model = run.model(run.plan.ranked[0].candidate.model_id)
+    output = run.max_tokens_override or run.inp.max_tokens or model.max_output_tokens
+    return run.held_prompt(model) + min(output, model.max_output_tokens)
+
+
+async def rate_admit(run: CompletionRun, *, cached: bool) -> None:
+    """Admits the request against every limit of its caller, or raises 429 counting nothing. A cache hit counts
+    as a request of no tokens (no provider processes any)."""
+    if run.inp.rate_counted:  # a fan-out item, counted under its request id when its parent was admitted
+        run.rate_keys = counted_keys(key_id=run.caller.api_key_id, team_id=run.caller.team_id)
+        return
+    if not run.caller.rate_limits:
+        return
+    tokens = 0 if cached else tokens_estimate(run)
+    admitted = await rate_limit_check(run.caller.rate_limits, tokens=(tokens,), members=(run.request_id,))
+    if admitted is not None:
+        run.rate_keys = admitted.keys
+        run.rate_tokens = tokens
+        run.rate_headers = admitted.headers
+
+
+@contextlib.contextmanager
+def rate_headers_on_errors(run: CompletionRun) -> Iterator[None]:
+    """An error after admission (402, 502, …) still tells the client where its limits stand."""
+    try:
+        yield
+    except ApiError as exc:
+        exc.headers = {**run.rate_headers, **exc.headers}
+        raise
+
+
+async def rate_settle(run: CompletionRun, outcome: Outcome) -> None:
+    """The counted estimate becomes the tokens actually used, in the window where it was counted. Only when the
+    outcome knows them (a failure without usage keeps its estimate); best effort, never failing the request."""
+    if not run.rate_keys or outcome.charge is None:
+        return
+    actual = 0 if outcome.cached else outcome.charge.usage.total_tokens
+    if actual == run.rate_tokens:
+        return
+    await rate_limit_settle(keys=run.rate_keys, member=run.request_id, tokens=actual)
+
+
+async def tokens_planned(*, caller: Caller, inp: CompletionInput) -> int:
+    """A request's token estimate as the pipeline would count it, planned now; 0 for one that won't plan (it
+    will be refused with 400 before anything is sent)."""
+    try:
+        run = await completion_plan(caller=caller, inp=inp, request_id="")
+    except ApiError:
+        return 0
+    return tokens_estimate(run)
+
+
+async def rate_admit_fanout(
+    *, limits: Sequence[Limit], caller: Caller, inputs: Sequence[CompletionInput], request_ids: Sequence[str]
+) -> Admitted | None:
+    """Admits a fan-out as len(inputs) requests with one estimate each (under the request ids its items will
+    run with), all or none: 429 counting nothing when they don't all fit."""
+    if not limits:
+        return None
+    if any(limit.tpm for limit in limits):
+        tokens = list(await asyncio.gather(*(tokens_planned(caller=caller, inp=inp) for inp in inputs)))
+    else:
+        tokens = [0] * len(inputs)  # settled to the actual counts all the same
+    return await rate_limit_check(limits, requests=len(inputs), tokens=tokens, members=request_ids)
