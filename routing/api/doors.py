@@ -5,6 +5,7 @@ Errors, whenever they happen before the first byte, answer in the door's own env
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -15,7 +16,7 @@ from config.api_errors import ApiError, InvalidRequest, internal_error
 from config.rendering import dumps
 from config.tracing import tracer
 from routing.api.body import parse_json_body
-from routing.doors.base import Door
+from routing.doors.base import Door, DoorCodec
 from routing.doors.options import apply_router_headers
 from routing.pipeline.complete import completion_create, completion_stream_open
 from routing.pipeline.types import Caller, CompletionInput
@@ -24,9 +25,11 @@ from routing.ratelimit import rate_limit_check
 logger = logging.getLogger(__name__)
 # A door's own step between parsing and running (the Responses door loads previous_response_id here).
 Prepare = Callable[[CompletionInput, Caller], Awaitable[CompletionInput]]
+# What answers a parsed request: runs the pipeline and renders (the request id is the last argument).
+Answer = Callable[[CompletionInput, Caller, str], Awaitable[HttpResponseBase]]
 
 
-def door_error_response(door: Door, error: ApiError, request_id: str) -> HttpResponse:
+def door_error_response(door: DoorCodec, error: ApiError, request_id: str) -> HttpResponse:
     status, body = door.error_body(error)
     if "request_id" in body and body["request_id"] is None:
         body["request_id"] = request_id  # Anthropic's envelope names the request
@@ -41,19 +44,30 @@ def door_error_response(door: Door, error: ApiError, request_id: str) -> HttpRes
 async def serve_door(
     door: Door, request: HttpRequest, *, span: str, prepare: Prepare | None = None
 ) -> HttpResponseBase:
+    """A completion door: the answer rendered whole, or streamed."""
+    return await serve_parsed(
+        door, request, span=span, prepare=prepare, answer=functools.partial(_complete, door)
+    )
+
+
+async def serve_parsed(
+    door: DoorCodec, request: HttpRequest, *, span: str, answer: Answer, prepare: Prepare | None = None
+) -> HttpResponseBase:
+    """Any door: authenticated, limited and parsed here, answered by `answer`, errors in the door's envelope."""
     request_id: str = request.request_id  # type: ignore[attr-defined]
     with tracer.start_as_current_span(span, attributes={"router.request_id": request_id}):
         try:
-            return await _serve(door, request, request_id, prepare)
+            inp, caller = await _parse(door, request, prepare)
+            return await answer(inp, caller, request_id)
         except ApiError as exc:
             return door_error_response(door, exc, request_id)
         except Exception as exc:  # noqa: BLE001 - a bug still answers in the door's envelope, without a traceback
             return door_error_response(door, internal_error(exc), request_id)
 
 
-async def _serve(
-    door: Door, request: HttpRequest, request_id: str, prepare: Prepare | None
-) -> HttpResponseBase:
+async def _parse(
+    door: DoorCodec, request: HttpRequest, prepare: Prepare | None
+) -> tuple[CompletionInput, Caller]:
     principal = await aprincipal_for_key(key_from_headers(request))
     await rate_limit_check(principal)
     body = parse_json_body(request)
@@ -64,6 +78,16 @@ async def _serve(
     caller = Caller(user_id=principal.user_id, api_key_id=principal.key_id, cache_group=principal.cache_group)
     if prepare is not None:
         inp = await prepare(inp, caller)
+    return inp, caller
+
+
+def with_headers(response: HttpResponseBase, headers: dict[str, str]) -> HttpResponseBase:
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+async def _complete(door: Door, inp: CompletionInput, caller: Caller, request_id: str) -> HttpResponseBase:
     if inp.stream:
         opened = await completion_stream_open(caller=caller, inp=inp, request_id=request_id)
         renderer = door.stream_renderer(opened.meta)
@@ -72,11 +96,7 @@ async def _serve(
         )
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"
-        for name, value in opened.headers.items():
-            response[name] = value
-        return response
+        return with_headers(response, opened.headers)
     answered = await completion_create(caller=caller, inp=inp, request_id=request_id)
     response = HttpResponse(dumps(door.render(answered.completion)), content_type="application/json")
-    for name, value in answered.headers.items():
-        response[name] = value
-    return response
+    return with_headers(response, answered.headers)
