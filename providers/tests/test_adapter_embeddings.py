@@ -252,3 +252,10 @@ def test_float32_packing_is_little_endian_and_round_trips():
     assert packed == b"\x00\x00\x80\x3f\x00\x00\x20\xc0"
     assert floats_unpack(packed) == [1.0, -2.5]
     assert math.isclose(floats_unpack(floats_pack([0.1]))[0], 0.1, rel_tol=1e-7)
+
+
+async def test_a_vector_with_something_else_than_numbers_is_a_protocol_error(respx_mock):
+    respx_mock.post(GEMINI_URL).respond(json={"embeddings": [{"values": [1.0, "2"]}]})
+    with pytest.raises(ProviderError) as raised:
+        await gemini.embed(GEMINI, EmbeddingRequest(model="gemini-embedding-001", inputs=["a"]))
+    assert raised.value.kind == "protocol"
