@@ -248,6 +248,7 @@ class ModelListApi(AnalyticsApi):
         model_id = serializers.CharField()
         display_name = serializers.CharField()
         provider = serializers.CharField(source="provider.name")
+        kind = serializers.CharField()
         input_price_per_1m_tokens = money(allow_null=True)
         output_price_per_1m_tokens = money(allow_null=True)
         cached_input_price_per_1m_tokens = money(allow_null=True)

@@ -119,7 +119,9 @@ def _plain(amount: Decimal) -> str:
 
 
 def compare_model_choices() -> list[tuple[str, str]]:
-    models = Model.objects.select_related("provider").filter(active=True, provider__active=True)
+    models = Model.objects.select_related("provider").filter(
+        active=True, provider__active=True, kind=Model.Kind.CHAT
+    )
     return [
         (m.model_id, f"{m.model_id} ({m.provider.name})")
         for m in models.order_by("provider__name", "model_id")

@@ -1,10 +1,11 @@
-"""The three front doors side by side: throughput at concurrency 64 and added latency, native and translated.
+"""The front doors side by side: throughput at concurrency 64 and added latency, native and translated.
 
 Run: `.venv/bin/python -m bench.bench_doors [--quick]`. One fake upstream (CPU 0) and one gateway (CPU 1),
 started as in bench_gateway; the load driver is pinned to CPU 0 as wrk is there. It is a Python (httpx)
 driver, because every answer is checked: status 200, a JSON body of the door's own shape, and for a stream
 its terminal event (`data: [DONE]`, `message_stop`, `response.completed`). Every request carries a new
-prompt, so the response cache misses.
+prompt, so the response cache misses. Embeddings rows send EMBED_INPUTS new texts a request, base64 (the
+openai SDK's default), to OpenAI's /v1/embeddings (native) and to Gemini's batchEmbedContents (translated).
 
 Added latency compares each door with calling the fake upstream directly in the vendor format the gateway
 itself used for that row (read from the fake upstream's recordings), so a translated row is charged for the
@@ -41,6 +42,8 @@ CONCURRENCY = 64
 WARM_UP = 20
 MAX_TOKENS = 64
 ANTHROPIC_VERSION = "2023-06-01"
+EMBED_INPUTS = 4  # texts per embeddings request
+GEMINI_EMBEDDING = "gemini-embedding-001"
 _counter = itertools.count()
 _TLS = ssl.create_default_context()  # unused on http://, but each client would otherwise build its own
 
@@ -78,12 +81,29 @@ def _responses_body(model: str, stream: bool) -> dict[str, Any]:
     return body
 
 
+def _embeddings_body(model: str, stream: bool) -> dict[str, Any]:
+    return {"model": model, "input": [_prompt() for _ in range(EMBED_INPUTS)], "encoding_format": "base64"}
+
+
+def _gemini_embed_body(model: str, stream: bool) -> dict[str, Any]:
+    name = f"models/{GEMINI_EMBEDDING}"
+    return {
+        "requests": [
+            {"model": name, "content": {"parts": [{"text": _prompt()}]}} for _ in range(EMBED_INPUTS)
+        ]
+    }
+
+
 def _bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
 def _anthropic_key(key: str) -> dict[str, str]:
     return {"x-api-key": key, "anthropic-version": ANTHROPIC_VERSION}
+
+
+def _google_key(key: str) -> dict[str, str]:
+    return {"x-goog-api-key": key}
 
 
 @dataclass(frozen=True)
@@ -119,9 +139,30 @@ DIALECTS = {
         lambda p: p.get("object") == "response" and p.get("status") == "completed",
         b"event: response.completed",
     ),
+    "embeddings": Dialect(
+        "/v1/embeddings",
+        _embeddings_body,
+        _bearer,
+        lambda p: p.get("object") == "list" and len(p.get("data") or []) == EMBED_INPUTS,
+        b"",
+    ),
+    # Only the fake upstream speaks it (no door does): the direct baseline of the translated embeddings row.
+    "gemini-embeddings": Dialect(
+        f"/v1beta/models/{GEMINI_EMBEDDING}:batchEmbedContents",
+        _gemini_embed_body,
+        _google_key,
+        lambda p: len(p.get("embeddings") or []) == EMBED_INPUTS,
+        b"",
+    ),
 }
 # The fake upstream records each vendor request's format; its routes speak the doors' dialects.
-UPSTREAM_DIALECT = {"openai": "chat", "anthropic": "messages", "openai-responses": "responses"}
+UPSTREAM_DIALECT = {
+    "openai": "chat",
+    "anthropic": "messages",
+    "openai-responses": "responses",
+    "openai-embeddings": "embeddings",
+    "gemini-embeddings": "gemini-embeddings",
+}
 
 
 @dataclass(frozen=True)
@@ -142,6 +183,8 @@ CASES = [
     Case("messages", "gpt-4o-mini", "openai"),
     Case("responses", "gpt-4o-mini", "openai-responses"),
     Case("responses", "claude-sonnet-4.5", "anthropic"),
+    Case("embeddings", "text-embedding-3-small", "openai-embeddings"),
+    Case("embeddings", GEMINI_EMBEDDING, "gemini-embeddings"),
     Case("chat", "gpt-4o-mini", "openai", stream=True),
     Case("messages", "claude-sonnet-4.5", "anthropic", stream=True),
     Case("responses", "gpt-4o-mini", "openai-responses", stream=True),

@@ -104,6 +104,7 @@ class ModelForm(forms.ModelForm):
             "provider",
             "model_id",
             "display_name",
+            "kind",
             "aliases",
             "active",
             "deprecation_date",
@@ -144,16 +145,30 @@ class ModelAdmin(admin.ModelAdmin):
         "model_id",
         "provider",
         "display_name",
+        "kind",
         "context_window",
         "max_output_tokens",
         "active",
         "deprecation_date",
     )
-    list_filter = ("provider", "active", "supports_tools", "supports_vision", "supports_json")
+    list_filter = ("provider", "kind", "active", "supports_tools", "supports_vision", "supports_json")
     search_fields = ("model_id", "display_name")
     inlines = [PriceHistoryInline]
     fieldsets = (
-        (None, {"fields": ("provider", "model_id", "display_name", "aliases", "active", "deprecation_date")}),
+        (
+            None,
+            {
+                "fields": (
+                    "provider",
+                    "model_id",
+                    "display_name",
+                    "kind",
+                    "aliases",
+                    "active",
+                    "deprecation_date",
+                )
+            },
+        ),
         (
             "Limits and capabilities",
             {

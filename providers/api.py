@@ -1,4 +1,5 @@
-"""POST /v1/tokens/estimate: prompt tokens and cost of a request on one model, a list, or every active model."""
+"""POST /v1/tokens/estimate: prompt tokens and cost of a request (chat messages, or embeddings input) on one
+model, a list, or every active model of that kind."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from rest_framework.views import APIView
 
 from config.api_errors import InvalidRequest
 from config.rendering import MoneyJSONRenderer
+from providers.embedding_input import InputError, embedding_inputs_parse
 from providers.estimates import DEFAULT_EXPECTED_OUTPUT_TOKENS, ModelNotFound, estimate_list
 from providers.messages import MessageSerializer
 
@@ -24,7 +26,11 @@ class TokenEstimateApi(APIView):
 
     @extend_schema_serializer(component_name="TokenEstimateRequest")
     class InputSerializer(serializers.Serializer):
-        messages = MessageSerializer(many=True, allow_empty=False, max_length=10_000)  # type: ignore[call-arg]
+        messages = MessageSerializer(many=True, allow_empty=False, max_length=10_000, required=False)  # type: ignore[call-arg]
+        input = serializers.JSONField(
+            required=False,
+            help_text="Instead of messages, for embedding models: a string, a list of strings or token arrays",
+        )
         model = serializers.CharField(required=False, max_length=200)
         models = serializers.ListField(
             child=serializers.CharField(max_length=200), required=False, allow_empty=False, max_length=100
@@ -42,6 +48,15 @@ class TokenEstimateApi(APIView):
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
             if "model" in attrs and "models" in attrs:
                 raise serializers.ValidationError({"models": "give either model or models, not both"})
+            if ("messages" in attrs) == ("input" in attrs):
+                raise serializers.ValidationError(
+                    {"messages": "give messages (chat models) or input (embedding models), one of them"}
+                )
+            if "input" in attrs:
+                try:
+                    attrs["input"] = embedding_inputs_parse(attrs["input"])
+                except InputError as exc:
+                    raise serializers.ValidationError({exc.param: exc.message}) from None
             return attrs
 
     @extend_schema_serializer(component_name="TokenEstimateList")
@@ -68,7 +83,10 @@ class TokenEstimateApi(APIView):
         try:
             estimates = estimate_list(
                 # The raw messages, as sent: validated_data drops keys the serializer does not name.
-                messages=[dict(m) for m in serializer.initial_data["messages"]],
+                messages=[dict(m) for m in serializer.initial_data["messages"]]
+                if "messages" in data
+                else None,
+                inputs=data.get("input"),
                 model=data.get("model"),
                 models=data.get("models"),
                 expected_output_tokens=data["expected_output_tokens"],

@@ -53,3 +53,11 @@ def prompt_tokens_bound(
     if native is not None:
         total = max(total, REQUEST_FRAMING_BOUND + value_bound(dict(native)))
     return total
+
+
+def inputs_tokens_bound(inputs: Sequence[str] | Sequence[Sequence[int]]) -> int:
+    """Embedding inputs as sent: a text by its UTF-8 length (plus an end-of-text marker), a token array
+    by its length, exactly."""
+    return REQUEST_FRAMING_BOUND + sum(
+        len(item.encode()) + 1 if isinstance(item, str) else len(item) for item in inputs
+    )

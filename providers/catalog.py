@@ -43,6 +43,11 @@ class CatalogModel:
     deprecation_date: date | None
     price_id: int | None
     rates: Rates | None
+    kind: str = "chat"  # "chat" | "embedding": which doors the model serves
+
+    @property
+    def is_embedding(self) -> bool:
+        return self.kind == "embedding"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +67,19 @@ class Catalog:
 
 
 _snapshot: Catalog | None = None
+
+# For the 400 when a request names a model of the other kind.
+A_MODEL_OF_KIND = {"chat": "a chat model", "embedding": "an embedding model"}
+DOORS_OF_KIND = {
+    "chat": "/v1/chat/completions, /v1/messages or /v1/responses",
+    "embedding": "/v1/embeddings",
+}
+
+
+def wrong_kind_message(name: str, kind: str, wanted: str) -> str:
+    """The 400's message when a request names a model of the other kind (every path that resolves names)."""
+    is_a, not_a = (A_MODEL_OF_KIND.get(k, f"a {k} model") for k in (kind, wanted))
+    return f"Model '{name}' is {is_a}, not {not_a}: use it with {DOORS_OF_KIND.get(kind, 'another door')}"
 
 
 def provider_config_for(provider: Provider) -> ProviderConfig:
@@ -114,6 +132,7 @@ def _load() -> Catalog:
                 deprecation_date=model.deprecation_date,
                 price_id=price.pk if price else None,
                 rates=price.rates if price else None,
+                kind=model.kind,
             )
         )
     return Catalog(models=tuple(entries), providers=providers, loaded_at=time.monotonic())

@@ -32,12 +32,25 @@ class Provider(models.Model):
 
 
 class Model(models.Model):
+    class Kind(models.TextChoices):
+        CHAT = "chat"
+        EMBEDDING = "embedding"
+
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="models")
     model_id = models.CharField(max_length=128, help_text="The exact id the vendor's API takes.")
     display_name = models.CharField(max_length=128)
     aliases = models.JSONField(default=list, blank=True, help_text="Other names clients may use.")
-    context_window = models.PositiveIntegerField()
-    max_output_tokens = models.PositiveIntegerField()
+    kind = models.CharField(
+        max_length=16,
+        choices=Kind.choices,
+        default=Kind.CHAT,
+        db_default=Kind.CHAT,
+        help_text="chat serves the chat doors; embedding serves /v1/embeddings.",
+    )
+    context_window = models.PositiveIntegerField(
+        help_text="Tokens the model takes: the whole prompt for chat, each input for an embedding model."
+    )
+    max_output_tokens = models.PositiveIntegerField(help_text="0 for an embedding model.")
     supports_tools = models.BooleanField(default=False)
     supports_vision = models.BooleanField(default=False)
     supports_json = models.BooleanField(default=False)

@@ -206,6 +206,14 @@ MODELS: list[tuple[str, str, str, list[str], D, D | None, D, int, int, bool, boo
     ),
 ]
 
+# Embedding models (kind "embedding"; ingress-wire-formats.md §4.4): provider, model_id, display name, input
+# $/1M (embeddings have no output charge), the most tokens one input may have (their context window).
+EMBEDDING_MODELS: list[tuple[str, str, str, D, int]] = [
+    ("openai", "text-embedding-3-small", "Text Embedding 3 Small", D("0.02"), 8191),
+    ("openai", "text-embedding-3-large", "Text Embedding 3 Large", D("0.13"), 8191),
+    ("google", "gemini-embedding-001", "Gemini Embedding 001", D("0.15"), 2048),
+]
+
 # Anthropic prices prompt-cache writes from each model's input rate: 1.25x for the default 5-minute TTL and
 # 2x for the 1-hour TTL (cache reads are the cached rate above).
 ANTHROPIC_CACHE_WRITE_5M = D("1.25")

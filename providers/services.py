@@ -125,6 +125,21 @@ def catalog_seed() -> SeedReport:
                 source="seed",
             )
             report.prices_created += 1
+    for prov, model_id, display, inp, max_input in seed.EMBEDDING_MODELS:
+        model, created = Model.objects.get_or_create(
+            provider=providers[prov],
+            model_id=model_id,
+            defaults={
+                "display_name": display,
+                "kind": Model.Kind.EMBEDDING,
+                "context_window": max_input,
+                "max_output_tokens": 0,
+            },
+        )
+        report.models_created += created
+        if not model.prices.exists():
+            ModelPrice.objects.create(model=model, input_per_1m=inp, output_per_1m=Decimal(0), source="seed")
+            report.prices_created += 1
     transaction.on_commit(catalog_invalidate)
     return report
 

@@ -145,6 +145,7 @@ _OPENAI_PREFIXES: tuple[tuple[str, str], ...] = (
     ("gpt-3.5", CL100K_BASE),
     ("gpt-35", CL100K_BASE),  # Azure's spelling
     ("gpt-4", CL100K_BASE),  # gpt-4, gpt-4-turbo, gpt-4-0613, gpt-4-32k
+    ("text-embedding-", CL100K_BASE),  # text-embedding-3-small/-large, text-embedding-ada-002
 )
 
 
@@ -408,6 +409,38 @@ def count_message_tokens(
     if tools:
         base += _tools_base(counter, tools)
     return TokenCount(tokens=counter.finish(base), method=counter.method)
+
+
+@dataclass(frozen=True)
+class InputsCount:
+    """Tokens of embedding inputs: their sum (what is billed) and the longest one (what must fit the model)."""
+
+    total: int
+    longest: int
+    method: str
+
+
+def count_input_tokens(
+    inputs: Sequence[str] | Sequence[Sequence[int]], model_id: str, provider: str
+) -> InputsCount:
+    """Tokens of each embeddings input, with no chat framing: a token array counts its length exactly."""
+    counter = _Counter(model_id, provider)
+    counts = [
+        len(item) if not isinstance(item, str) else counter.finish(counter.text(item)) for item in inputs
+    ]
+    return InputsCount(total=sum(counts), longest=max(counts, default=0), method=counter.method)
+
+
+def decode_tokens(tokens: Sequence[int], model_id: str, provider: str) -> str | None:
+    """The text of a token array in the model's own encoding; None when that is unknown or the ids are not its."""
+    name = encoding_name_for(model_id, provider)
+    encoding = get_encoding(name) if name is not None else None
+    if encoding is None:
+        return None
+    try:
+        return encoding.decode(list(tokens))
+    except (KeyError, ValueError, OverflowError, TypeError):
+        return None
 
 
 def token_method(model_id: str, provider: str) -> str:

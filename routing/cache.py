@@ -18,7 +18,7 @@ from config.redis_clients import REDIS_ERRORS, get_redis
 
 logger = logging.getLogger(__name__)
 
-# What changes the answer: anything else (stream, user, our router fields) does not.
+# What changes the answer: anything else (stream, user, our router fields, an embedding's encoding) does not.
 KEY_FIELDS = (
     "messages",
     "temperature",
@@ -29,6 +29,8 @@ KEY_FIELDS = (
     "tool_choice",
     "response_format",
     "seed",
+    "input",  # embeddings: the inputs and dimensions are the whole request
+    "dimensions",
 )
 
 

@@ -26,6 +26,7 @@ from routing.engine_types import (
     RejectReason,
     RoutingError,
     Unfit,
+    WrongKind,
 )
 
 # The engine's types live in engine_types; callers keep using engine.Candidate, engine.plan and so on.
@@ -47,6 +48,7 @@ __all__ = [
     "Rejection",
     "RoutingError",
     "Unfit",
+    "WrongKind",
     "filter_candidates",
     "plan",
     "resolve_model",
@@ -114,7 +116,8 @@ def _size_reason(candidate: Candidate, needs: Needs) -> tuple[RejectReason, str]
     With max_tokens given, a prompt that leaves no room for a single output token is the prompt's fault
     (CONTEXT_TOO_SMALL); one that fits but not with max_tokens beside it is max_tokens' fault.
     """
-    prompt, window = needs.prompt_tokens, candidate.context_window
+    prompt = needs.prompt_tokens if needs.fit_tokens is None else needs.fit_tokens
+    window = candidate.context_window
     cap = output_cap(candidate, needs)
     if cap is None:
         need = prompt + needs.expected_output_tokens
@@ -312,9 +315,7 @@ def _manual(
     resolved: list[Candidate] = []
     seen: set[tuple[str, str]] = set()
     for name in (model, *fallbacks):
-        candidate = resolve_model(name, pool)
-        if candidate is None:
-            raise ModelNotFound(name)
+        candidate = _resolve_of_kind(name, pool, needs)
         if (reason := _availability_reason(candidate)) is not None:
             raise ModelNotFound(name, reason.value)
         if candidate.key not in seen:
@@ -346,13 +347,21 @@ def _manual(
     return fitting, rejections
 
 
-def _resolve_names(names: Sequence[str], pool: Sequence[Candidate]) -> list[Candidate]:
+def _resolve_of_kind(name: str, pool: Sequence[Candidate], needs: Needs) -> Candidate:
+    """The candidate a client named: ModelNotFound when none, WrongKind when it serves the other kind."""
+    candidate = resolve_model(name, pool)
+    if candidate is None:
+        raise ModelNotFound(name)
+    if candidate.kind != needs.kind:
+        raise WrongKind(name, candidate.kind, needs.kind)
+    return candidate
+
+
+def _resolve_names(names: Sequence[str], pool: Sequence[Candidate], needs: Needs) -> list[Candidate]:
     chosen: list[Candidate] = []
     seen: set[tuple[str, str]] = set()
     for name in names:
-        candidate = resolve_model(name, pool)
-        if candidate is None:
-            raise ModelNotFound(name)
+        candidate = _resolve_of_kind(name, pool, needs)
         if candidate.key not in seen:
             seen.add(candidate.key)
             chosen.append(candidate)
@@ -369,6 +378,9 @@ def plan(
     fallbacks: Sequence[str] = (),
 ) -> Plan:
     """Order the models to try for a request in any mode.
+
+    Only models of the request's kind (needs.kind: chat or embedding) are options: a name that resolves to a
+    model of the other kind raises WrongKind, and optimized modes never look at one.
 
     model "auto" means cost-optimized whatever the mode says. Manual mode needs a model (ValueError
     otherwise) and uses plan_manual. Optimized modes start from `models` when given (each must resolve,
@@ -404,7 +416,8 @@ def plan(
             Plan(mode=mode, ranked=(), rejections=tuple(skipped), considered=len(chosen)), manual, needs
         )
 
-    considered = _resolve_names(models, pool) if models else pool
+    # Only models of the request's kind are options: cost-optimized chat never picks an embedding model.
+    considered = _resolve_names(models, pool, needs) if models else [c for c in pool if c.kind == needs.kind]
     kept, rejections = filter_candidates(considered, needs)
     if not kept:
         raise _nothing_fits(considered, rejections, needs, all_checks=True)

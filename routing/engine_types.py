@@ -57,6 +57,7 @@ class Candidate:
     deprecation_date: date | None = None
     p50_latency_ms: float | None = None
     in_cooldown: bool = False
+    kind: str = "chat"  # "chat" | "embedding": a request is only ever routed to models of its own kind
 
     @property
     def key(self) -> tuple[str, str]:
@@ -79,6 +80,10 @@ class Needs:
     # A door whose clients ask for more than models write (Claude Code on /v1/messages) may have max_tokens
     # lowered to the model's max output instead of refused; the Plan then says what is sent.
     clamp_max_tokens: bool = False
+    kind: str = "chat"
+    # What the context window must hold when that is not the whole prompt: embeddings fit each input on its
+    # own, so this is the longest input while prompt_tokens (what cost is estimated on) is their sum.
+    fit_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,15 @@ class ModelNotFound(RoutingError):
         self.name = name
         self.reason = reason
         super().__init__(f"Model '{name}' not found or inactive")
+
+
+class WrongKind(ModelNotFound):
+    """A requested name is a model of the other kind: an embedding model asked to chat, or the reverse."""
+
+    def __init__(self, name: str, kind: str, wanted: str) -> None:
+        super().__init__(name, "wrong_kind")
+        self.kind = kind
+        self.wanted = wanted
 
 
 class NoCandidates(RoutingError):

@@ -131,3 +131,17 @@ def content_parts(content: Any) -> list[tuple[str, str]]:
                 parts.append(("text", str(part)))
         return parts
     return [("text", str(content))]
+
+
+@register.filter
+def embedding_items(inputs: Any) -> list[tuple[str, str]]:
+    """An embeddings row's inputs (kept in its messages column) as (kind, text): a text, or a token array by size."""
+    if not isinstance(inputs, list):
+        return []
+    items = []
+    for item in inputs:
+        if isinstance(item, str):
+            items.append(("text", item))
+        elif isinstance(item, list):
+            items.append(("tokens", f"token array of {len(item):,} tokens"))
+    return items

@@ -15,8 +15,9 @@ URL = "/v1/analytics/models"
 
 def test_it_lists_every_model_with_the_contract_field_names(catalog, alice_api):
     body = alice_api.get(URL).json()
-    assert len(body) == Model.objects.count() == 14
+    assert len(body) == Model.objects.count() == 17
     assert set(body[0]) >= {
+        "kind",
         "id",
         "model_id",
         "display_name",
@@ -29,6 +30,12 @@ def test_it_lists_every_model_with_the_contract_field_names(catalog, alice_api):
         "is_active",
         "aliases",
     }
+
+
+def test_embedding_models_are_listed_with_their_kind(catalog, alice_api):
+    kinds = {m["model_id"]: m["kind"] for m in alice_api.get(URL).json()}
+    assert kinds["gemini-embedding-001"] == kinds["text-embedding-3-small"] == "embedding"
+    assert kinds["gpt-4o-mini"] == "chat"
 
 
 def test_prices_are_per_million_tokens_as_plain_numbers(catalog, alice_api):

@@ -81,6 +81,30 @@ class StreamDelta:
 
 
 @dataclass(slots=True)
+class EmbeddingRequest:
+    """An OpenAI-format embeddings request for one upstream model, already validated."""
+
+    model: str  # the upstream model id (catalog model_id, never an alias)
+    inputs: list[str] | list[list[int]]  # 1..2048 texts, or token arrays (OpenAI only)
+    dimensions: int | None = None
+    user: str | None = None
+
+
+@dataclass(slots=True)
+class EmbeddingResult:
+    """One vector per input, in input order, each as little-endian float32 bytes (the base64 wire form)."""
+
+    vectors: list[bytes]
+    usage: Usage | None  # None: the vendor reports no counts (Gemini); the router estimates them
+    upstream_model: str | None = None
+    usage_estimated: bool = False  # set by the router when usage is its own estimate
+
+    @property
+    def sizes(self) -> list[int]:
+        return [len(vector) // 4 for vector in self.vectors]
+
+
+@dataclass(slots=True)
 class ProviderError(Exception):
     """A failed provider call, classified for the router's retry and fallback logic."""
 
@@ -101,3 +125,10 @@ class Adapter(Protocol):
     async def complete(self, config: ProviderConfig, request: ChatRequest) -> ChatResult: ...
 
     def stream(self, config: ProviderConfig, request: ChatRequest) -> AsyncIterator[StreamDelta]: ...
+
+
+class EmbeddingAdapter(Protocol):
+    name: str
+    takes_token_arrays: bool  # token arrays as input (OpenAI); others take text only
+
+    async def embed(self, config: ProviderConfig, request: EmbeddingRequest) -> EmbeddingResult: ...

@@ -8,7 +8,7 @@ import math
 import re
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime
@@ -476,9 +476,17 @@ def timeout_for(config: ProviderConfig) -> httpx.Timeout:
 
 
 async def post_json(
-    config: ProviderConfig, url: str, headers: Mapping[str, str], body: Mapping[str, Any]
+    config: ProviderConfig,
+    url: str,
+    headers: Mapping[str, str],
+    body: Mapping[str, Any],
+    *,
+    loads: Callable[[str], Any] = json.loads,
 ) -> dict[str, Any]:
-    """POST a JSON body and return the JSON object answered; failures become classified ProviderErrors."""
+    """POST a JSON body and return the JSON object answered; failures become classified ProviderErrors.
+
+    `loads` parses the answer: orjson for bodies of many numbers (Gemini's embeddings, 10x faster).
+    """
     client = provider_http.get_client()
     try:
         response = await client.post(url, json=body, headers=dict(headers), timeout=timeout_for(config))
@@ -488,7 +496,7 @@ async def post_json(
         raise error_from_response(config.name, response, config.api_key)
     try:
         # json.loads skips the blank keep-alive lines DeepSeek sends before the body.
-        payload = json.loads(response.text)
+        payload = loads(response.text)
     except ValueError:
         payload = None
     if not isinstance(payload, dict):

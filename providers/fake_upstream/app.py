@@ -11,6 +11,7 @@ import orjson
 
 from providers.fake_upstream.answers import compose_answer
 from providers.fake_upstream.anthropic_wire import AnthropicFormat
+from providers.fake_upstream.embeddings_wire import EmbeddingFormat, GeminiEmbeddings, OpenAIEmbeddings
 from providers.fake_upstream.gemini_wire import GeminiFormat
 from providers.fake_upstream.openai_wire import DeepSeekFormat, OpenAIFormat
 from providers.fake_upstream.responses_wire import ResponsesFormat
@@ -35,9 +36,11 @@ SSE_HEADERS: Headers = [
 ]
 GEMINI_PREFIXES = ("/v1beta/models/", "/v1/models/")
 GEMINI_ACTIONS = {"generateContent": False, "streamGenerateContent": True}
+GEMINI_EMBED_ACTIONS = ("embedContent", "batchEmbedContents")
 
 OPENAI, DEEPSEEK, ANTHROPIC, GEMINI = OpenAIFormat(), DeepSeekFormat(), AnthropicFormat(), GeminiFormat()
 RESPONSES = ResponsesFormat()
+OPENAI_EMBEDDINGS, GEMINI_EMBEDDINGS = OpenAIEmbeddings(), GeminiEmbeddings()
 FIXED_ROUTES: dict[str, WireFormat] = {
     "/v1/chat/completions": OPENAI,
     "/v1/responses": RESPONSES,
@@ -51,6 +54,11 @@ class Route:
     wire: WireFormat
     path_model: str | None = None  # Gemini names the model in the path
     stream: bool = False  # Gemini's streamGenerateContent
+    embed: EmbeddingFormat | None = None  # an embeddings route (`wire` renders its errors)
+    action: str | None = None  # Gemini's embedContent or batchEmbedContents
+
+
+EMBEDDING_ROUTES = {"/v1/embeddings": Route(OPENAI, embed=OPENAI_EMBEDDINGS)}
 
 
 @dataclass(slots=True)
@@ -86,7 +94,9 @@ class FakeUpstream:
     Vendor routes (POST): /v1/chat/completions (OpenAI; DeepSeek format for "deepseek*" models),
     /v1/responses (OpenAI Responses API, recorded as format "openai-responses"),
     /chat/completions (DeepSeek), /v1/messages (Anthropic),
-    /v1beta/models/{model}:generateContent and :streamGenerateContent?alt=sse (Gemini).
+    /v1beta/models/{model}:generateContent and :streamGenerateContent?alt=sse (Gemini),
+    /v1/embeddings (OpenAI, "openai-embeddings"), /v1beta/models/{model}:embedContent and
+    :batchEmbedContents (Gemini, "gemini-embeddings"): deterministic vectors, see embeddings_wire.py.
     Control: GET /health; POST, GET, DELETE /__control (rules, see `rules.py`; DELETE also forgets
     recordings); GET, DELETE /__requests (last 1000, auth masked, optional ?model=); GET /__stats.
     """
@@ -125,7 +135,11 @@ class FakeUpstream:
             model = ""
         if wire is OPENAI and model.startswith("deepseek"):
             wire = DEEPSEEK  # DeepSeek also serves the OpenAI-style /v1 base URL
-        self.record(scope, body if body is not None else raw.decode("utf-8", "replace"), model, wire.name)
+        recorded = route.embed.name if route.embed is not None else wire.name
+        self.record(scope, body if body is not None else raw.decode("utf-8", "replace"), model, recorded)
+        if route.embed is not None:
+            await self.serve_embeddings(route, route.embed, body, model, send)
+            return
         try:
             if not isinstance(body, dict):
                 raise WireError("the request body is not a JSON object")
@@ -154,6 +168,31 @@ class FakeUpstream:
             await send_broken_json(send, payload, headers)
         else:
             await send_json(send, 200, payload, headers)
+
+    async def serve_embeddings(
+        self, route: Route, embed: EmbeddingFormat, body: Any, model: str, send: Send
+    ) -> None:
+        wire = route.wire
+        try:
+            if not isinstance(body, dict):
+                raise WireError("the request body is not a JSON object")
+            ask = embed.parse(body, route.path_model, route.action)
+        except WireError as refused:
+            payload, headers = wire.error(refused.status, refused.message, model, NO_FAULT)
+            await send_json(send, refused.status, payload, headers)
+            return
+        fault = self.rules.fire(model)
+        if fault.delay_ms:
+            await asyncio.sleep(fault.delay_ms / 1000)
+        if fault.is_error:
+            payload, headers = wire.error(fault.status, fault.message or "", model, fault)
+            await send_json(send, fault.status, payload, headers)
+            return
+        payload = embed.response(ask, route.action)
+        if fault.disconnect_after_chunks is not None:
+            await send_broken_json(send, payload, [])
+        else:
+            await send_json(send, 200, payload)
 
     def record(self, scope: Scope, body: Any, model: str, wire: str) -> None:
         self.received.append(
@@ -208,10 +247,14 @@ def _route(path: str) -> Route | None:
     wire = FIXED_ROUTES.get(path)
     if wire is not None:
         return Route(wire)
+    if path in EMBEDDING_ROUTES:
+        return EMBEDDING_ROUTES[path]
     if path.startswith(GEMINI_PREFIXES):
         model, _, action = path.partition("/models/")[2].rpartition(":")
         if model and action in GEMINI_ACTIONS:
             return Route(GEMINI, path_model=model, stream=GEMINI_ACTIONS[action])
+        if model and action in GEMINI_EMBED_ACTIONS:
+            return Route(GEMINI, path_model=model, embed=GEMINI_EMBEDDINGS, action=action)
     return None
 
 

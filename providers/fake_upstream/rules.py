@@ -63,6 +63,7 @@ class Rule:
     model: str  # a model id, or "*" for every model
     settings: dict[str, Any] = field(default_factory=dict)
     times: int | None = None  # None: forever
+    after: int = 0  # let this many matching requests through untouched first (fail the 2nd chunk, say)
 
     @property
     def is_error(self) -> bool:
@@ -72,7 +73,7 @@ class Rule:
         return self.model == "*" or self.model == model
 
     def as_dict(self) -> dict[str, Any]:
-        return {"model": self.model, **self.settings, "times": self.times}
+        return {"model": self.model, **self.settings, "times": self.times, "after": self.after}
 
 
 def parse_rule(raw: Any) -> Rule:
@@ -82,12 +83,15 @@ def parse_rule(raw: Any) -> Rule:
     model = raw.get("model")
     if not isinstance(model, str) or not model:
         raise RuleError("'model' is required (a model id, or '*')")
-    unknown = sorted(set(raw) - set(RULE_FIELDS) - {"model", "times"})
+    unknown = sorted(set(raw) - set(RULE_FIELDS) - {"model", "times", "after"})
     if unknown:
         raise RuleError(f"unknown rule keys: {', '.join(unknown)}")
     times = raw.get("times")
     if times is not None and (not _is(times, (int,)) or times < 1):
         raise RuleError("'times' must be a positive integer (or absent for forever)")
+    after = raw.get("after", 0)
+    if not _is(after, (int,)) or after < 0:
+        raise RuleError("'after' must be a non-negative integer")
     settings: dict[str, Any] = {}
     for key, types in RULE_FIELDS.items():
         if key not in raw:
@@ -104,7 +108,7 @@ def parse_rule(raw: Any) -> Rule:
         raise RuleError("'chunks' must be at least 1")
     if settings.get("prompt_counting", "chars") not in ("chars", "words"):
         raise RuleError("'prompt_counting' must be 'chars' or 'words'")
-    return Rule(model=model, settings=settings, times=times)
+    return Rule(model=model, settings=settings, times=times, after=after)
 
 
 def _is(value: Any, types: tuple[type, ...]) -> bool:
@@ -116,7 +120,8 @@ class RuleBook:
 
     For each request every matching rule that is not an error fires, plus the *first* matching error rule
     (status >= 400), so `429 x1` then `500 x1` gives a 429, then a 500, then a success. The error rule's
-    settings win over the others; among the others, later rules win. A fired rule uses up one of its `times`.
+    settings win over the others; among the others, later rules win. A fired rule uses up one of its `times`;
+    a rule with `after: n` lets its first n matching requests pass without firing.
     """
 
     def __init__(self) -> None:
@@ -138,6 +143,9 @@ class RuleBook:
         error_rule: Rule | None = None
         for rule in list(self._rules):
             if not rule.matches(model):
+                continue
+            if rule.after:
+                rule.after -= 1
                 continue
             if rule.is_error:
                 if error_rule is not None:

@@ -19,11 +19,11 @@ pytestmark = pytest.mark.django_db
 SAMPLE = Path(__file__).parent / "data" / "price-map-small.json"
 
 
-def test_seed_catalog_creates_the_fourteen_models_with_prices():
+def test_seed_catalog_creates_the_fourteen_chat_and_three_embedding_models_with_prices():
     call_command("seed_catalog")
     assert Provider.objects.count() == 4
-    assert Model.objects.count() == 14
-    assert ModelPrice.objects.count() == 14
+    assert Model.objects.filter(kind="chat").count() == 14
+    assert Model.objects.count() == ModelPrice.objects.count() == 17
     sonnet = Model.objects.get(model_id="claude-sonnet-4-5-20250929")
     assert sonnet.aliases == ["claude-sonnet-4.5", "claude-sonnet-4-5"]
     assert sonnet.max_output_tokens == 64000
@@ -65,12 +65,26 @@ def test_seed_catalog_prices_anthropic_cache_writes_and_the_long_context_tiers()
     assert catalog_get(fresh=True).by_name("claude-sonnet-4.5").rates == sonnet.rates
 
 
+def test_seed_catalog_seeds_the_embedding_models_at_their_input_prices():
+    call_command("seed_catalog")
+    seeded = {
+        m.model_id: (m.provider.name, m.context_window, m.max_output_tokens, price_in_force(m).rates)
+        for m in Model.objects.filter(kind="embedding")
+    }
+    assert seeded == {
+        "text-embedding-3-small": ("openai", 8191, 0, Rates(input_per_1m=D("0.02"), output_per_1m=D(0))),
+        "text-embedding-3-large": ("openai", 8191, 0, Rates(input_per_1m=D("0.13"), output_per_1m=D(0))),
+        "gemini-embedding-001": ("google", 2048, 0, Rates(input_per_1m=D("0.15"), output_per_1m=D(0))),
+    }
+    assert catalog_get(fresh=True).by_name("gemini-embedding-001").is_embedding
+
+
 def test_seed_catalog_twice_leaves_one_copy_of_everything():
     call_command("seed_catalog")
     call_command("seed_catalog")
     assert Provider.objects.count() == 4
-    assert Model.objects.count() == 14
-    assert ModelPrice.objects.count() == 14
+    assert Model.objects.count() == 17
+    assert ModelPrice.objects.count() == 17
 
 
 def test_seed_catalog_never_overwrites_an_admin_edit():
@@ -126,7 +140,9 @@ def test_import_catalog_adds_and_updates_the_right_rows(capsys):
     haiku = Model.objects.get(model_id="claude-haiku-4-5-20251001")
     assert haiku.active is False and haiku.context_window == 200000 and haiku.max_output_tokens == 64000
     assert price_in_force(haiku).input_per_1m == Decimal("1.0000000000")
-    assert not Model.objects.filter(model_id__in=["text-embedding-3-small", "mistral-large"]).exists()
+    assert not Model.objects.filter(model_id="mistral-large").exists()
+    embedding = Model.objects.get(model_id="text-embedding-3-small")  # seeded; the map's entry is not chat
+    assert embedding.kind == "embedding" and embedding.prices.count() == 1
     # a changed price becomes a new effective-dated row; the old one stays
     mini = Model.objects.get(model_id="gpt-4o-mini")
     assert mini.prices.count() == 2

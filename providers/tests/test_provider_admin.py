@@ -52,6 +52,7 @@ def _model_post(client, model, **prices):
         "provider": model.provider_id,
         "model_id": model.model_id,
         "display_name": model.display_name,
+        "kind": model.kind,
         "aliases": json.dumps(model.aliases),
         "active": "on",
         "context_window": model.context_window,

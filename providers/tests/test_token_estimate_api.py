@@ -119,14 +119,14 @@ def test_a_list_gets_one_estimate_each_cheapest_first(api):
     assert totals == sorted(totals)
 
 
-def test_without_a_model_every_active_model_is_estimated_cheapest_first(api):
+def test_without_a_model_every_active_chat_model_is_estimated_cheapest_first(api):
     Model.objects.filter(model_id="gpt-4o").update(active=False)
     Provider.objects.filter(name="deepseek").update(active=False)
     estimates = _estimates(_post(api, {"messages": HELLO}))
     expected = set(
-        Model.objects.filter(active=True, provider__active=True, prices__isnull=False).values_list(
-            "model_id", flat=True
-        )
+        Model.objects.filter(
+            active=True, provider__active=True, prices__isnull=False, kind="chat"
+        ).values_list("model_id", flat=True)
     )
     assert {e["model"] for e in estimates} == expected
     assert len(estimates) == len(expected)

@@ -6,6 +6,7 @@ Errors, whenever they happen before the first byte, answer in the door's own env
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -19,7 +20,7 @@ from config.tracing import tracer
 from routing.access import AccessLine, access_caller, access_finish, access_open
 from routing.api.body import parse_json_body
 from routing.api.idempotency import idempotent
-from routing.doors.base import Door
+from routing.doors.base import Door, DoorCodec
 from routing.doors.options import apply_router_headers
 from routing.pipeline.complete import completion_create, completion_stream_open
 from routing.pipeline.types import Caller, CompletionInput
@@ -28,6 +29,8 @@ from routing.ratelimit import rate_limits_of
 logger = logging.getLogger(__name__)
 # A door's own step between parsing and running (the Responses door loads previous_response_id here).
 Prepare = Callable[[CompletionInput, Caller], Awaitable[CompletionInput]]
+# What answers a parsed request: runs the pipeline and renders (the request id is the last argument).
+Answer = Callable[[CompletionInput, Caller, str], Awaitable[HttpResponseBase]]
 
 
 def caller_of(principal: Principal) -> Caller:
@@ -41,7 +44,7 @@ def caller_of(principal: Principal) -> Caller:
     )
 
 
-def door_error_response(door: Door, error: ApiError, request_id: str) -> HttpResponse:
+def door_error_response(door: DoorCodec, error: ApiError, request_id: str) -> HttpResponse:
     status, body = door.error_body(error)
     if "request_id" in body and body["request_id"] is None:
         body["request_id"] = request_id  # Anthropic's envelope names the request
@@ -56,6 +59,16 @@ def door_error_response(door: Door, error: ApiError, request_id: str) -> HttpRes
 async def serve_door(
     door: Door, request: HttpRequest, *, span: str, prepare: Prepare | None = None
 ) -> HttpResponseBase:
+    """A completion door: the answer rendered whole, or streamed."""
+    return await serve_parsed(
+        door, request, span=span, prepare=prepare, answer=functools.partial(_complete, door)
+    )
+
+
+async def serve_parsed(
+    door: DoorCodec, request: HttpRequest, *, span: str, answer: Answer, prepare: Prepare | None = None
+) -> HttpResponseBase:
+    """Any door: authenticated, limited and parsed here, answered by `answer`, errors in the door's envelope."""
     request_id: str = request.request_id  # type: ignore[attr-defined]
     line = access_open(request_id=request_id, door=door.name, method=request.method or "", path=request.path)
     response: HttpResponseBase
@@ -68,7 +81,7 @@ async def serve_door(
             response = await idempotent(
                 request,
                 api_key_id=principal.key_id,
-                respond=lambda: _serve(door, request, principal, request_id, prepare),
+                respond=lambda: _parsed_and_answered(door, request, principal, request_id, prepare, answer),
             )
         except ApiError as exc:
             response = door_error_response(door, exc, request_id)
@@ -90,9 +103,21 @@ async def _finishing(body: Any, line: AccessLine, status: int) -> AsyncIterator[
         access_finish(line, status, streamed=True)
 
 
-async def _serve(
-    door: Door, request: HttpRequest, principal: Principal, request_id: str, prepare: Prepare | None
+async def _parsed_and_answered(
+    door: DoorCodec,
+    request: HttpRequest,
+    principal: Principal,
+    request_id: str,
+    prepare: Prepare | None,
+    answer: Answer,
 ) -> HttpResponseBase:
+    inp, caller = await _parse(door, request, principal, prepare)
+    return await answer(inp, caller, request_id)
+
+
+async def _parse(
+    door: DoorCodec, request: HttpRequest, principal: Principal, prepare: Prepare | None
+) -> tuple[CompletionInput, Caller]:
     body = parse_json_body(request)
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object", code="invalid_json")
@@ -101,6 +126,16 @@ async def _serve(
     caller = caller_of(principal)  # rate limits are admitted once the request is planned (its tokens known)
     if prepare is not None:
         inp = await prepare(inp, caller)
+    return inp, caller
+
+
+def with_headers(response: HttpResponseBase, headers: dict[str, str]) -> HttpResponseBase:
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+async def _complete(door: Door, inp: CompletionInput, caller: Caller, request_id: str) -> HttpResponseBase:
     if inp.stream:
         opened = await completion_stream_open(caller=caller, inp=inp, request_id=request_id)
         renderer = door.stream_renderer(opened.meta)
@@ -109,11 +144,7 @@ async def _serve(
         )
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"
-        for name, value in opened.headers.items():
-            response[name] = value
-        return response
+        return with_headers(response, opened.headers)
     answered = await completion_create(caller=caller, inp=inp, request_id=request_id)
     response = HttpResponse(dumps(door.render(answered.completion)), content_type="application/json")
-    for name, value in answered.headers.items():
-        response[name] = value
-    return response
+    return with_headers(response, answered.headers)

@@ -31,6 +31,7 @@ class _ModelSerializer(serializers.Serializer):
     object = serializers.SerializerMethodField()
     created = serializers.SerializerMethodField()
     owned_by = serializers.CharField(source="provider.name")
+    kind = serializers.CharField(help_text='"chat" or "embedding" (the latter serves /v1/embeddings)')
 
     def get_object(self, obj: Any) -> str:
         return "model"

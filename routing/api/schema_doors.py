@@ -1,4 +1,4 @@
-"""The OpenAPI operations of the Messages and Responses doors (their bodies are the dialects' own schemas)."""
+"""The OpenAPI operations of the Messages, Responses and embeddings doors (their bodies are the dialects' own)."""
 
 from __future__ import annotations
 
@@ -89,6 +89,10 @@ RESPONSE = _loose(
     "Response", ["id", "object", "created_at", "status", "model", "output"], ["usage", "router"]
 )
 DELETED = _loose("ResponseDeleted", ["id", "object", "deleted"], [])
+EMBEDDINGS_REQUEST = _loose(
+    "EmbeddingsRequest", ["model", "input"], ["encoding_format", "dimensions", "user"]
+)
+EMBEDDINGS = _loose("EmbeddingList", ["object", "data", "model", "usage"], [])
 
 
 class MessagesDoc(APIView):
@@ -148,6 +152,29 @@ class ResponseDetailDoc(APIView):
         raise NotImplementedError
 
 
+class EmbeddingsDoc(APIView):
+    @extend_schema(
+        operation_id="v1_embeddings_create",
+        summary="OpenAI embeddings: any embedding model, budgeted, logged and cached",
+        description="client.embeddings.create and LangChain's OpenAIEmbeddings work unchanged: input a string, up "
+        "to 2,048 strings or token arrays (OpenAI models only); encoding_format float or base64 (little-endian "
+        "float32); dimensions. OpenAI models get the request as sent, Gemini's batchEmbedContents in chunks of 100 "
+        "(usage estimated: X-Router-Usage-Estimated). A chat model is a 400.",
+        request=EMBEDDINGS_REQUEST,
+        responses={200: EMBEDDINGS},
+        examples=[
+            OpenApiExample(
+                "Two texts",
+                value={"model": "text-embedding-3-small", "input": ["a cat", "a dog"]},
+                request_only=True,
+            )
+        ],
+        tags=["v1"],
+    )
+    def post(self, request: Any) -> Any:
+        raise NotImplementedError
+
+
 def door_operations(errors: dict[str, str]) -> list[tuple[str, str, str, Any, dict[str, str]]]:
     """(path, regex, method, stand-in view, error responses), as schema._gateway_operations lists them."""
     detail = r"^v1/responses/(?P<response_id>[^/]+)$"
@@ -157,6 +184,7 @@ def door_operations(errors: dict[str, str]) -> list[tuple[str, str, str, Any, di
         ("/v1/responses", r"^v1/responses$", "POST", ResponsesDoc, errors),
         ("/v1/responses/{response_id}", detail, "GET", ResponseDetailDoc, {}),
         ("/v1/responses/{response_id}", detail, "DELETE", ResponseDetailDoc, {}),
+        ("/v1/embeddings", r"^v1/embeddings$", "POST", EmbeddingsDoc, errors),
     ]
 
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from routing.api import batch, compare, completions, messages, models_api, responses
+from routing.api import batch, compare, completions, embeddings, messages, models_api, responses
 
 urlpatterns = [
     path("chat/completions", completions.chat_completions, name="v1-chat-completions"),
@@ -14,6 +14,7 @@ urlpatterns = [
     path("messages/count_tokens", messages.messages_count_tokens, name="v1-messages-count-tokens"),
     path("responses", responses.responses_create, name="v1-responses"),
     path("responses/<str:response_id>", responses.response_detail, name="v1-response-detail"),
+    path("embeddings", embeddings.embeddings, name="v1-embeddings"),
     path("models", models_api.ModelListApi.as_view(), name="v1-models"),
     path("models/<path:model_id>", models_api.ModelDetailApi.as_view(), name="v1-model-detail"),
 ]

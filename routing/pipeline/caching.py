@@ -5,16 +5,39 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from providers.adapters.base import ChatResult, Usage
+from providers.adapters.base import ChatResult, EmbeddingResult, Usage
 from providers.catalog import CatalogModel
 from providers.pricing import Cost
+from providers.vectors import vector_from_base64, vector_to_base64
 from routing.cache import cache_get, cache_key, cache_put, cache_scope
 from routing.pipeline.record import log
 from routing.pipeline.run import ZERO, Charge, CompletionRun, Outcome
 from routing.pipeline.types import AttemptRecord
 
+# Embedding entries hold their vectors (2,048 inputs of 3,072 dimensions are 25 MB): above this, not cached.
+MAX_EMBEDDING_ENTRY_BYTES = 8 * 1024 * 1024
 
-def _entry(model: CatalogModel, result: ChatResult, charge: Charge, request_id: str) -> dict[str, Any]:
+
+def _embedding_entry(
+    model: CatalogModel, result: EmbeddingResult, charge: Charge, request_id: str
+) -> dict[str, Any]:
+    return {
+        "kind": "embedding",
+        "model": model.model_id,
+        "vectors": vector_to_base64(b"".join(result.vectors)),
+        "sizes": result.sizes,
+        "usage": [charge.usage.prompt_tokens],
+        "usage_estimated": result.usage_estimated,
+        "original_cost_usd": str(charge.cost.total),
+        "original_request_id": request_id,
+    }
+
+
+def _entry(
+    model: CatalogModel, result: ChatResult | EmbeddingResult, charge: Charge, request_id: str
+) -> dict[str, Any]:
+    if isinstance(result, EmbeddingResult):
+        return _embedding_entry(model, result, charge, request_id)
     return {
         "model": model.model_id,
         "content": result.content,
@@ -46,8 +69,15 @@ def _key_for(run: CompletionRun, model_id: str) -> str:
     return cache_key(scope=scope, model_id=model_id, params=params)
 
 
-async def cache_store(run: CompletionRun, model: CatalogModel, result: ChatResult, charge: Charge) -> None:
+async def cache_store(
+    run: CompletionRun, model: CatalogModel, result: ChatResult | EmbeddingResult, charge: Charge
+) -> None:
     """Stored under the model that answered: a fallback's answer must not serve asks for the first choice."""
+    if (
+        isinstance(result, EmbeddingResult)
+        and sum(len(v) for v in result.vectors) > MAX_EMBEDDING_ENTRY_BYTES
+    ):
+        return
     if run.inp.cache_write and run.cache_key:
         await cache_put(_key_for(run, model.model_id), _entry(model, result, charge, run.request_id))
 
@@ -65,6 +95,19 @@ async def cache_lookup(run: CompletionRun) -> dict[str, Any] | None:
     return lookup.entry if lookup.status == "hit" else None
 
 
+def _cached_embeddings(entry: dict[str, Any]) -> EmbeddingResult:
+    data = vector_from_base64(entry["vectors"])
+    vectors, start = [], 0
+    for size in entry["sizes"]:
+        vectors.append(data[start : start + 4 * size])
+        start += 4 * size
+    return EmbeddingResult(
+        vectors=vectors,
+        usage=Usage(prompt_tokens=entry["usage"][0]),
+        usage_estimated=entry["usage_estimated"],
+    )
+
+
 def _cached_result(entry: dict[str, Any]) -> ChatResult:
     prompt, completion, cached, reasoning = entry["usage"]
     return ChatResult(
@@ -76,13 +119,32 @@ def _cached_result(entry: dict[str, Any]) -> ChatResult:
     )
 
 
+async def _log_hit(
+    run: CompletionRun,
+    model: CatalogModel,
+    result: ChatResult | EmbeddingResult,
+    usage: Usage,
+    entry: dict[str, Any],
+) -> Charge:
+    """A hit costs nothing and reserves nothing, but is logged, with the money it saved."""
+    zero = Charge(usage=usage, cost=Cost(ZERO, ZERO, ZERO), price_id=model.price_id)
+    run.attempts.append(AttemptRecord(model.model_id, model.provider, "cache_hit", 0, 200))
+    await log(run, Outcome.answered(model, result, zero, cache_savings=Decimal(entry["original_cost_usd"])))
+    return zero
+
+
 async def serve_cache_hit(
     run: CompletionRun, entry: dict[str, Any]
 ) -> tuple[CatalogModel, ChatResult, Charge]:
-    """A hit costs nothing and reserves nothing, but is logged, with the money it saved."""
     model = run.model(entry["model"])
     result = _cached_result(entry)
-    zero = Charge(usage=result.usage, cost=Cost(ZERO, ZERO, ZERO), price_id=model.price_id)
-    run.attempts.append(AttemptRecord(model.model_id, model.provider, "cache_hit", 0, 200))
-    await log(run, Outcome.answered(model, result, zero, cache_savings=Decimal(entry["original_cost_usd"])))
-    return model, result, zero
+    return model, result, await _log_hit(run, model, result, result.usage, entry)
+
+
+async def serve_embedding_hit(
+    run: CompletionRun, entry: dict[str, Any]
+) -> tuple[CatalogModel, EmbeddingResult, Charge]:
+    model = run.model(entry["model"])
+    result = _cached_embeddings(entry)
+    assert result.usage is not None
+    return model, result, await _log_hit(run, model, result, result.usage, entry)

@@ -14,8 +14,8 @@ from opentelemetry.trace import Status, StatusCode
 
 from config.api_errors import ApiError, BudgetExceeded, InvalidRequest, UpstreamError, UpstreamTimeout
 from config.tracing import tracer
-from providers.adapters import get_adapter
-from providers.adapters.base import ChatResult, ProviderError, StreamDelta
+from providers.adapters import get_adapter, get_embedding_adapter
+from providers.adapters.base import ChatResult, EmbeddingResult, ProviderError, StreamDelta
 from providers.catalog import CatalogModel
 from routing import health, metrics
 from routing.pipeline.record import fail
@@ -123,6 +123,19 @@ async def call_model(run: CompletionRun, model: CatalogModel, tries: int) -> Cha
     request = run.chat_request(model, stream=False)
     outcome = await _with_retries(run, model, tries, lambda: adapter.complete(config, request))
     if isinstance(outcome, ChatResult):
+        await health.provider_succeeded(model.provider, model.model_id, run.attempts[-1].latency_ms)
+    return outcome
+
+
+async def embed_model(run: CompletionRun, model: CatalogModel, tries: int) -> EmbeddingResult | ProviderError:
+    """One embeddings call, retried like a completion: every input at once (the adapter chunks if it must)."""
+    adapter = get_embedding_adapter(model.provider)
+    if adapter is None:
+        return ProviderError(f"{model.provider} has no embeddings API", status=404, kind="config")
+    config = run.catalog.providers[model.provider]
+    request = run.embedding_request(model)
+    outcome = await _with_retries(run, model, tries, lambda: adapter.embed(config, request))
+    if isinstance(outcome, EmbeddingResult):
         await health.provider_succeeded(model.provider, model.model_id, run.attempts[-1].latency_ms)
     return outcome
 

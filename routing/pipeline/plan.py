@@ -7,9 +7,9 @@ from decimal import Decimal
 from django.utils import timezone
 
 from config.api_errors import InvalidRequest, PayloadTooLarge
-from providers.bounds import prompt_tokens_bound
-from providers.catalog import Catalog, CatalogModel, acatalog_get
-from providers.tokens import count_message_tokens
+from providers.bounds import inputs_tokens_bound, prompt_tokens_bound
+from providers.catalog import Catalog, CatalogModel, acatalog_get, wrong_kind_message
+from providers.tokens import count_input_tokens, count_message_tokens
 from routing import engine, health
 from routing.pipeline.run import CompletionRun
 from routing.pipeline.types import Caller, CompletionInput
@@ -43,6 +43,7 @@ def _candidates(
             deprecation_date=m.deprecation_date,
             p50_latency_ms=latencies.get(m.model_id),
             in_cooldown=m.provider in cooldowns,
+            kind=m.kind,
         )
         for m in catalog.models
     ]
@@ -55,16 +56,45 @@ def _prompt_tokens(inp: CompletionInput, model: CatalogModel) -> int:
     return int(Decimal(counted.tokens) * APPROX_PROMPT_MARGIN) + 1
 
 
-def _estimate_needs(inp: CompletionInput, catalog: Catalog) -> tuple[dict[str, int], int]:
-    """Prompt tokens per model (tokenizers differ by vendor); the largest is what context fit is judged on."""
-    per_model: dict[str, int] = {}
-    by_method: dict[tuple[str, str], int] = {}
+def _counts(inp: CompletionInput, model: CatalogModel) -> tuple[int, int | None]:
+    """(prompt tokens, what the context window must hold when that is not all of them) for one model.
+
+    Embeddings fit each input on its own, and are counted plainly, margin or not: their holds are sized by
+    the UTF-8 bound, and Gemini's estimate is also what they are charged at.
+    """
+    if inp.embedding is not None:
+        inputs = count_input_tokens(inp.embedding.inputs, model.model_id, model.provider)
+        return inputs.total, inputs.longest
+    return _prompt_tokens(inp, model), None
+
+
+def _estimate_needs(inp: CompletionInput, catalog: Catalog) -> dict[str, tuple[int, int | None]]:
+    """Per model of the request's kind (tokenizers differ by vendor): its prompt tokens, and what its
+    context window must hold when that is not all of them (see _counts)."""
+    per_model: dict[str, tuple[int, int | None]] = {}
+    by_method: dict[tuple[str, str], tuple[int, int | None]] = {}
     for model in catalog.models:
+        if model.kind != inp.kind:
+            continue  # never routed to, so never counted: a chat request pays no embedding tokenizer
         key = (model.provider, model.model_id if model.provider == "openai" else "")
         if key not in by_method:
-            by_method[key] = _prompt_tokens(inp, model)
+            by_method[key] = _counts(inp, model)
         per_model[model.model_id] = by_method[key]
-    return per_model, max(per_model.values(), default=0)
+    return per_model
+
+
+def _largest(counts: list[tuple[int, int | None]]) -> tuple[int, int | None]:
+    """What optimized modes judge every candidate on: the largest count of any tokenizer."""
+    prompt = max((p for p, _ in counts), default=0)
+    fits = [f for _, f in counts if f is not None]
+    return prompt, max(fits) if fits else None
+
+
+def _prompt_bound(inp: CompletionInput) -> int:
+    if inp.embedding is not None:
+        return inputs_tokens_bound(inp.embedding.inputs)
+    native = inp.native.body if inp.native is not None else None
+    return prompt_tokens_bound(inp.messages, tools=inp.tools, native=native)
 
 
 async def completion_plan(*, caller: Caller, inp: CompletionInput, request_id: str) -> CompletionRun:
@@ -76,9 +106,12 @@ async def completion_plan(*, caller: Caller, inp: CompletionInput, request_id: s
     optimized = inp.mode != engine.MODE_MANUAL or inp.model == engine.AUTO_MODEL
     cooldowns = await health.cooldowns_get(providers) if optimized else set()
     latencies = await health.latencies_get([m.model_id for m in catalog.models])
-    prompt_tokens, largest = _estimate_needs(inp, catalog)
+    counts = _estimate_needs(inp, catalog)
+    largest, fit_tokens = _largest(list(counts.values()))
     needs = engine.Needs(
         prompt_tokens=largest,
+        fit_tokens=fit_tokens,
+        kind=inp.kind,
         today=timezone.now().date(),
         expected_output_tokens=inp.expected_output_tokens,
         max_tokens=inp.max_tokens,
@@ -92,8 +125,9 @@ async def completion_plan(*, caller: Caller, inp: CompletionInput, request_id: s
     if inp.mode == engine.MODE_MANUAL and inp.model and inp.model != engine.AUTO_MODEL:
         # Manual mode judges context on the requested model's own tokenizer.
         chosen = catalog.by_name(inp.model)
-        if chosen is not None:
-            needs = engine.Needs(**{**needs.__dict__, "prompt_tokens": prompt_tokens[chosen.model_id]})
+        if chosen is not None and chosen.model_id in counts:
+            prompt, fit = counts[chosen.model_id]
+            needs = engine.Needs(**{**needs.__dict__, "prompt_tokens": prompt, "fit_tokens": fit})
     try:
         plan = engine.plan(
             mode=inp.mode,
@@ -106,25 +140,29 @@ async def completion_plan(*, caller: Caller, inp: CompletionInput, request_id: s
     except engine.MaxTokensUnfit as exc:
         field = MAX_TOKENS_FIELD.get(inp.door, "max_tokens")
         raise InvalidRequest(exc.describe(field), param=field, code=exc.code) from exc
+    except engine.WrongKind as exc:
+        raise InvalidRequest(
+            wrong_kind_message(exc.name, exc.kind, exc.wanted), param="model", code="model_not_found"
+        ) from exc
     except engine.ModelNotFound as exc:
         raise InvalidRequest(
             f"Model '{exc.name}' not found or inactive", param="model", code="model_not_found"
         ) from exc
     except engine.NoCandidates as exc:
         if exc.context_exceeded:
-            raise PayloadTooLarge(str(exc), param="messages", code="context_length_exceeded") from exc
+            param = "input" if inp.embedding is not None else "messages"
+            raise PayloadTooLarge(str(exc), param=param, code="context_length_exceeded") from exc
         raise InvalidRequest(str(exc), param="model", code="no_model_fits") from exc
     except ValueError as exc:
         raise InvalidRequest(str(exc), param="model", code="invalid_value") from exc
-    native = inp.native.body if inp.native is not None else None
     return CompletionRun(
         caller=caller,
         inp=inp,
         request_id=request_id,
         catalog=catalog,
         plan=plan,
-        prompt_tokens=prompt_tokens,
-        prompt_bound=prompt_tokens_bound(inp.messages, tools=inp.tools, native=native),
+        prompt_tokens={model_id: prompt for model_id, (prompt, _) in counts.items()},
+        prompt_bound=_prompt_bound(inp),
         # Clamped, what every attempt is sent and held on is less than the client asked for.
         max_tokens_override=plan.max_tokens if plan.max_tokens != inp.max_tokens else None,
     )

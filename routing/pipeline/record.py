@@ -16,6 +16,7 @@ from config.api_errors import ApiError
 from providers.adapters.base import Usage
 from providers.catalog import CatalogModel
 from providers.pricing import cost_of_usage
+from providers.tokens import decode_tokens
 from routing import metrics
 from routing.access import access_expect_note, access_note
 from routing.models import Attempt, GatewayRequest
@@ -35,7 +36,7 @@ def charge_for(run: CompletionRun, model: CatalogModel, usage: Usage) -> Charge:
     assert model.rates is not None
     max_output = run.max_tokens_override or run.inp.max_tokens or model.max_output_tokens
     checked = usage_checked(
-        usage, max_prompt=model.context_window, max_output=min(max_output, model.max_output_tokens)
+        usage, max_prompt=run.prompt_cap(model), max_output=min(max_output, model.max_output_tokens)
     )
     if checked.anomalies:
         anomalies_observed(
@@ -62,17 +63,41 @@ def _prompt_text(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
+def _logged_prompt(run: CompletionRun, model: CatalogModel | None) -> tuple[list[Any], str]:
+    """(messages, searchable prompt text) of the row. Embeddings log their inputs as sent in `messages` (a list
+    of texts or token arrays) and the texts, one a line, as the prompt: token arrays decoded where the model's
+    encoding is known."""
+    embedding = run.inp.embedding
+    if embedding is None:
+        return run.inp.messages, _prompt_text(run.inp.messages)
+    if run.logged_prompt is None:
+        texts = []
+        for item in embedding.inputs:
+            if isinstance(item, str):
+                texts.append(item)
+            else:
+                decoded = decode_tokens(item, model.model_id, model.provider) if model is not None else None
+                texts.append(decoded if decoded is not None else f"[{len(item)} tokens]")
+        run.logged_prompt = _storable("\n".join(texts))
+    return list(embedding.inputs), run.logged_prompt
+
+
 def _storable(text: str) -> str:
     """Text PostgreSQL can store: a NUL from a provider would fail the log write after the call was paid for."""
     return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
-def _params(run: CompletionRun) -> dict[str, Any]:
+def _params(run: CompletionRun, outcome: Outcome | None = None) -> dict[str, Any]:
+    # The prompt itself lives in messages and prompt_text (which retention clears), never in params.
     params = {
-        k: v for k, v in run.inp.cache_params().items() if k not in ("messages", "native") and v is not None
+        k: v
+        for k, v in run.inp.cache_params().items()
+        if k not in ("messages", "native", "input") and v is not None
     }
     if run.inp.door_params:
         params["door"] = run.inp.door_params
+    if outcome is not None and outcome.embedding is not None:
+        params["embedding"] = outcome.embedding
     return params
 
 
@@ -84,6 +109,7 @@ def _log_rows(run: CompletionRun, outcome: Outcome) -> tuple[GatewayRequest, lis
     answered = model.model_id if (model is not None and charge is not None) else None
     finished = timezone.now()
     run.finished_ms = run.elapsed_ms()
+    messages, prompt_text = _logged_prompt(run, model)
     row = GatewayRequest(
         id=run.request_id,
         user_id=run.caller.user_id,
@@ -97,14 +123,14 @@ def _log_rows(run: CompletionRun, outcome: Outcome) -> tuple[GatewayRequest, lis
         catalog_model_id=model.pk if model else None,
         price_id=charge.price_id if charge else None,
         door=run.inp.door,
-        messages=run.inp.messages,
-        prompt_text=_prompt_text(run.inp.messages),
+        messages=messages,
+        prompt_text=prompt_text,
         response_text=_storable(outcome.content),
         tool_calls=outcome.tool_calls or None,
         usage_anomalies=charge.anomalies if charge else [],
         stored=run.inp.store and outcome.status == "success",
         finish_reason=outcome.finish_reason,
-        params=_params(run),
+        params=_params(run, outcome),
         stream=run.inp.stream,
         input_tokens=charge.usage.prompt_tokens if charge else 0,
         output_tokens=charge.usage.completion_tokens if charge else 0,
@@ -198,6 +224,7 @@ async def log(run: CompletionRun, outcome: Outcome) -> None:
 
 def pending_row(run: CompletionRun, model: CatalogModel) -> GatewayRequest:
     """The row written with the first hold, before any provider is called: the call can't go unrecorded."""
+    messages, prompt_text = _logged_prompt(run, model)
     return GatewayRequest(
         id=run.request_id,
         user_id=run.caller.user_id,
@@ -210,8 +237,8 @@ def pending_row(run: CompletionRun, model: CatalogModel) -> GatewayRequest:
         catalog_model_id=model.pk,
         price_id=model.price_id,
         door=run.inp.door,
-        messages=run.inp.messages,
-        prompt_text=_prompt_text(run.inp.messages),
+        messages=messages,
+        prompt_text=prompt_text,
         params=_params(run),
         stream=run.inp.stream,
         estimated_cost_usd=run.estimated_cost(model.model_id),

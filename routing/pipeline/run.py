@@ -11,7 +11,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from config.api_errors import ApiError
-from providers.adapters.base import ChatRequest, ChatResult, Usage
+from providers.adapters.base import ChatRequest, ChatResult, EmbeddingRequest, EmbeddingResult, Usage
 from providers.catalog import Catalog, CatalogModel
 from providers.pricing import Cost
 from routing import engine
@@ -30,6 +30,16 @@ class Charge:
     anomalies: list[str] = field(default_factory=list)  # provider counts that were out of bounds
 
 
+def embedding_facts(result: EmbeddingResult) -> dict[str, object]:
+    """What the log keeps of an embeddings answer: how many vectors of which size, never the vectors."""
+    sizes = sorted(set(result.sizes))
+    return {
+        "vectors": len(result.vectors),
+        "dimensions": sizes[0] if len(sizes) == 1 else sizes,
+        "usage_estimated": result.usage_estimated,
+    }
+
+
 @dataclass
 class Outcome:
     """Everything the log row needs, whatever happened."""
@@ -44,12 +54,29 @@ class Outcome:
     error: ApiError | None = None
     cached: bool = False
     cache_savings: Decimal = ZERO
+    # Embeddings: the vectors' count and size (embedding_facts), for the row's params.
+    embedding: dict[str, object] | None = None
 
     @classmethod
     def answered(
-        cls, model: CatalogModel, result: ChatResult, charge: Charge, *, cache_savings: Decimal | None = None
+        cls,
+        model: CatalogModel,
+        result: ChatResult | EmbeddingResult,
+        charge: Charge,
+        *,
+        cache_savings: Decimal | None = None,
     ) -> Outcome:
         """A provider's (or the cache's, when cache_savings is given) answer, for the log row."""
+        if isinstance(result, EmbeddingResult):
+            return cls(
+                status="success",
+                http_status=200,
+                model=model,
+                charge=charge,
+                embedding=embedding_facts(result),
+                cached=cache_savings is not None,
+                cache_savings=cache_savings if cache_savings is not None else ZERO,
+            )
         return cls(
             status="success",
             http_status=200,
@@ -89,6 +116,7 @@ class CompletionRun:
     rate_keys: tuple[str, ...] = ()
     rate_tokens: int | None = None
     rate_headers: dict[str, str] = field(default_factory=dict)  # x-ratelimit-* for every response
+    logged_prompt: str | None = None  # embeddings: the inputs as prompt text, made once for both writes
 
     def __post_init__(self) -> None:
         self.deadline = self.started + settings.ROUTER_DEADLINE_S
@@ -103,9 +131,14 @@ class CompletionRun:
         upstream = sum(a.latency_ms for a in self.attempts)
         return max((time.monotonic() - self.started) * 1000 - upstream, 0.0)
 
+    def prompt_cap(self, model: CatalogModel) -> int:
+        """The most prompt tokens the model can take: its context window, once per input for embeddings."""
+        embedding = self.inp.embedding
+        return model.context_window * (len(embedding.inputs) if embedding is not None else 1)
+
     def held_prompt(self, model: CatalogModel) -> int:
         """The prompt tokens a hold covers: the bound, but never beyond what the model can take."""
-        return min(max(self.prompt_bound, self.prompt_tokens.get(model.model_id, 0)), model.context_window)
+        return min(max(self.prompt_bound, self.prompt_tokens.get(model.model_id, 0)), self.prompt_cap(model))
 
     def model(self, model_id: str) -> CatalogModel:
         found = self.catalog.by_name(model_id)
@@ -121,6 +154,16 @@ class CompletionRun:
             if ranked.candidate.model_id == model_id:
                 return ranked.estimated_cost
         return ZERO
+
+    def embedding_request(self, model: CatalogModel) -> EmbeddingRequest:
+        embedding = self.inp.embedding
+        assert embedding is not None
+        return EmbeddingRequest(
+            model=model.model_id,
+            inputs=embedding.inputs,
+            dimensions=embedding.dimensions,
+            user=embedding.user,
+        )
 
     def chat_request(self, model: CatalogModel, *, stream: bool) -> ChatRequest:
         inp = self.inp

@@ -38,9 +38,24 @@ class Native:
     headers: dict[str, str] = field(default_factory=dict)  # forwarded vendor headers (anthropic-beta …)
 
 
+@dataclass(frozen=True, slots=True)
+class EmbeddingParams:
+    """What an embeddings request asks for beyond its model (the door has validated it)."""
+
+    inputs: list[str] | list[list[int]]  # texts, or token arrays; never empty, never mixed
+    dimensions: int | None = None
+    encoding_format: str = "float"  # "float" | "base64": how the door renders vectors, not what is asked
+    user: str | None = None
+
+    @property
+    def token_arrays(self) -> bool:
+        return bool(self.inputs) and not isinstance(self.inputs[0], str)
+
+
 @dataclass(kw_only=True)
 class CompletionInput:
-    """One request in canonical (OpenAI chat) form, whichever door it came through."""
+    """One request in canonical form, whichever door it came through: OpenAI chat, or (with `embedding`
+    set and no messages) an embeddings request, which the same stages plan, hold, call, record and cache."""
 
     messages: list[dict[str, Any]]
     door: str = "chat"
@@ -75,8 +90,17 @@ class CompletionInput:
     door_params: dict[str, Any] = field(
         default_factory=dict
     )  # door fields echoed back (instructions, metadata…)
+    embedding: EmbeddingParams | None = None
+
+    @property
+    def kind(self) -> str:
+        """The kind of model the request needs: "chat" or "embedding"."""
+        return "chat" if self.embedding is None else "embedding"
 
     def cache_params(self) -> dict[str, Any]:
+        if self.embedding is not None:
+            # The vectors depend on the inputs, model and dimensions alone (encoding is the door's business).
+            return {"input": self.embedding.inputs, "dimensions": self.embedding.dimensions}
         params: dict[str, Any] = {
             "messages": self.messages,
             "temperature": self.temperature,
@@ -168,6 +192,23 @@ class Completion:
 
 
 @dataclass(kw_only=True)
+class Embeddings:
+    """The vectors of an embeddings request, in input order: what the embeddings door renders."""
+
+    request_id: str
+    model: str  # catalog model id that answered
+    provider: str
+    vectors: list[bytes]  # little-endian float32 each
+    usage: Usage
+    usage_estimated: bool  # the vendor reported no counts: prompt_tokens is the router's estimate
+    cost: Cost
+    cached: bool
+    created_at: datetime
+    latency_ms: int
+    attempts: list[dict[str, Any]]
+
+
+@dataclass(kw_only=True)
 class StreamMeta:
     """What a door's stream renderer knows before the first delta."""
 
@@ -199,6 +240,8 @@ __all__ = [
     "Caller",
     "Completion",
     "CompletionInput",
+    "EmbeddingParams",
+    "Embeddings",
     "Native",
     "StreamDelta",
     "StreamMeta",

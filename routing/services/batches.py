@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from config.api_errors import InvalidRequest, NotFound
 from config.db import run_orm
-from providers.catalog import catalog_get
+from providers.catalog import catalog_get, wrong_kind_message
 from routing import engine
 from routing.models import OPEN_STATUSES, BatchItem, BatchJob, FanoutRow
 from routing.pipeline.types import Caller, CompletionInput
@@ -66,6 +66,10 @@ def _check_model(model: str | None, param: str) -> None:
     found = catalog_get().by_name(model)
     if found is None or not (found.active and found.provider_active):
         raise InvalidRequest(f"Model '{model}' not found or inactive", param=param, code="model_not_found")
+    if found.is_embedding:
+        raise InvalidRequest(
+            wrong_kind_message(model, found.kind, "chat"), param=param, code="model_not_found"
+        )
 
 
 def _items(

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from config.api_errors import InvalidRequest, NotFound
 from config.db import run_orm
-from providers.catalog import catalog_get
+from providers.catalog import catalog_get, wrong_kind_message
 from routing.models import OPEN_STATUSES, Comparison, ComparisonResult, FanoutRow
 from routing.pipeline.types import Caller, CompletionInput
 from routing.services import dispatch
@@ -47,6 +47,10 @@ def _resolve_models(models: list[str]) -> list[tuple[str, str]]:
         if found is None or not (found.active and found.provider_active):
             raise InvalidRequest(
                 f"Model '{name}' not found or inactive", param=f"models[{index}]", code="model_not_found"
+            )
+        if found.is_embedding:
+            raise InvalidRequest(
+                wrong_kind_message(name, found.kind, "chat"), param=f"models[{index}]", code="model_not_found"
             )
         if any(model_id == found.model_id for model_id, _ in resolved):
             raise InvalidRequest(

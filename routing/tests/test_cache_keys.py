@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from routing.cache import KEY_FIELDS, cache_key, cache_scope
+from routing.pipeline.types import CompletionInput, EmbeddingParams
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"}]
 PARAMS: dict[str, Any] = {
@@ -19,6 +20,8 @@ PARAMS: dict[str, Any] = {
     "tool_choice": "auto",
     "response_format": {"type": "json_object"},
     "seed": 7,
+    "input": ["a cat", "a dog"],
+    "dimensions": 256,
 }
 # A different value for every key field (each differs from PARAMS and from "absent").
 CHANGED: dict[str, Any] = {
@@ -31,6 +34,8 @@ CHANGED: dict[str, Any] = {
     "tool_choice": "none",
     "response_format": {"type": "text"},
     "seed": 8,
+    "input": ["a cat", "a bird"],
+    "dimensions": 512,
 }
 SCOPE = cache_scope(user_id=1, cache_group="")
 
@@ -117,3 +122,22 @@ def test_keys_are_namespaced_and_do_not_contain_the_prompt():
     made = key(PARAMS)
     assert made.startswith("router:cache:user:1:")
     assert "France" not in made
+
+
+def _embeddings(**params: Any) -> dict[str, Any]:
+    embedding = EmbeddingParams(**{"inputs": ["a cat", "a dog"], "dimensions": 8, **params})
+    return CompletionInput(messages=[], door="embeddings", embedding=embedding).cache_params()
+
+
+def test_an_embeddings_key_is_its_inputs_and_dimensions_not_how_the_vectors_are_encoded():
+    assert key(_embeddings(encoding_format="float")) == key(_embeddings(encoding_format="base64"))
+    assert key(_embeddings(user="someone")) == key(_embeddings())
+    assert key(_embeddings(dimensions=16)) != key(_embeddings())
+    assert key(_embeddings(dimensions=None)) != key(_embeddings())
+    assert key(_embeddings(inputs=["a dog", "a cat"])) != key(_embeddings())
+    assert key(_embeddings(inputs=[[1, 2]])) != key(_embeddings(inputs=[[1, 3]]))
+
+
+def test_an_embeddings_key_never_meets_a_chat_key():
+    chat = CompletionInput(messages=[{"role": "user", "content": "a cat"}]).cache_params()
+    assert key(_embeddings(inputs=["a cat"], dimensions=None)) != key(chat)
