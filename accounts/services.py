@@ -70,9 +70,7 @@ def team_member_add(*, team: Team, user: User) -> TeamMembership:
 
 
 def team_member_remove(*, team: Team, user: User) -> None:
-    """Takes the user out of the team: its data and its keys they hold stop working for them at once (the key
-    lookup and every reservation check the membership)."""
+    """Takes the user out of the team. Its keys they hold stop spending at once (every reservation checks the
+    membership in the same statement); their other calls stop within the key lookup's cache time
+    (ROUTER_KEY_CACHE_S, 3 s), as after a key's revocation."""
     TeamMembership.objects.filter(team=team, user=user).delete()
-    from accounts.authentication import forget_cached_keys
-
-    forget_cached_keys()

@@ -17,6 +17,7 @@ import logging
 from datetime import datetime
 
 import httpx
+from celery import current_app
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -78,9 +79,9 @@ def budget_alerts_raise(*, now: datetime | None = None) -> list[BudgetAlert]:
 
 
 def _deliver_later(alert_id: int) -> None:
-    from budgets.tasks import budget_alert_deliver_task
-
-    budget_alert_deliver_task.delay(alert_id)
+    """Queues the delivery by name (budgets.tasks imports this module); embedded mode runs it here."""
+    current_app.loader.import_default_modules()  # the task registered, for eager mode
+    current_app.signature("budgets.tasks.budget_alert_deliver_task", args=(alert_id,)).delay()
 
 
 def alert_payload(alert: BudgetAlert) -> dict[str, object]:
