@@ -43,3 +43,17 @@ class ApiKeyCreateForm(forms.Form):
     expires_in_days = forms.IntegerField(
         required=False, min_value=1, max_value=3650, label="Expires in (days)", help_text="Empty: never."
     )
+
+
+class OverviewFilterForm(forms.Form):
+    """The overview's team and key filters (the request log's are analytics.filters.RequestFilter's)."""
+
+    team = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
+    api_key = forms.TypedChoiceField(coerce=int, required=False, empty_value=None, label="Key")
+
+    def __init__(
+        self, *args: Any, teams: list[tuple[int, str]], keys: list[tuple[int, str]], **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["team"].choices = [("", "All teams"), *teams]  # type: ignore[attr-defined]
+        self.fields["api_key"].choices = [("", "All keys"), *keys]  # type: ignore[attr-defined]

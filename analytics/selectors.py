@@ -10,13 +10,13 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import DecimalField, OuterRef, QuerySet, Subquery, Sum
+from django.db.models import DecimalField, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Substr
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from accounts.models import ApiKey, User
-from analytics.filters import RequestFilter
+from accounts.models import ApiKey, Team, TeamMembership, User
+from analytics.filters import RequestFilter, shared_filters
 from analytics.models import DailyUsage
 from analytics.usage import ZERO, DayUsage, rollups_rolled_until, usage_summary, utc_today
 from analytics.usage import GroupUsage as GroupUsage  # re-exported: the usage reads moved to analytics.usage
@@ -36,13 +36,14 @@ PREVIEW_LENGTH = 50
 # --- the request log
 
 
-def request_list(*, user_id: int | None) -> QuerySet[GatewayRequest]:
-    """Newest first, without the heavy text columns; prompt_head holds enough of the prompt for a preview."""
-    qs = GatewayRequest.objects.all() if user_id is None else GatewayRequest.objects.filter(user_id=user_id)
+def request_list(*, rows: Q) -> QuerySet[GatewayRequest]:
+    """The rows a reader sees (analytics.visibility; Q() for staff's everyone), newest first, without the heavy
+    text columns; prompt_head holds enough of the prompt for a preview."""
     return (
-        qs.defer("messages", "prompt_text", "response_text", "params", "candidates")
+        GatewayRequest.objects.filter(rows)
+        .defer("messages", "prompt_text", "response_text", "params", "candidates")
         .annotate(prompt_head=Substr("prompt_text", 1, PREVIEW_LENGTH + 1))
-        .select_related("user")
+        .select_related("user", "api_key__team")
         .order_by("-created_at", "-id")
     )
 
@@ -51,14 +52,12 @@ def prompt_preview(head: str) -> str:
     return head[:PREVIEW_LENGTH] + "..." if len(head) > PREVIEW_LENGTH else head
 
 
-def request_get(*, request_id: str, user_id: int | None) -> GatewayRequest | None:
-    """user_id None (staff) may read anyone's request; otherwise another user's id is simply not found."""
-    qs = GatewayRequest.objects.select_related("user", "price", "comparison", "batch").prefetch_related(
-        "attempts"
-    )
-    if user_id is not None:
-        qs = qs.filter(user_id=user_id)
-    return qs.filter(pk=request_id).first()
+def request_get(*, request_id: str, rows: Q) -> GatewayRequest | None:
+    """One request among the rows a reader sees (Q(): staff, anyone's); any other id is simply not found."""
+    qs = GatewayRequest.objects.select_related(
+        "user", "price", "comparison", "batch", "api_key__team"
+    ).prefetch_related("attempts")
+    return qs.filter(rows, pk=request_id).first()
 
 
 def request_cost_breakdown(row: GatewayRequest) -> CostBreakdown | None:
@@ -93,9 +92,9 @@ def request_filter_choices() -> dict[str, list[str]]:
 # --- the dashboard's overview and compare playground
 
 
-def overview_get(*, user_id: int | None, days: int) -> dict[str, Any]:
-    """The overview page's numbers; the budget gauge only when one user's data is shown."""
-    summary = usage_summary(user_id=user_id, days=days)
+def overview_get(*, rows: Q, days: int, budget_user_id: int | None) -> dict[str, Any]:
+    """The overview page's numbers over `rows`; the budget gauge only when one user's data is shown."""
+    summary = usage_summary(days=days, where=rows)
     chart = {
         "daily": {
             "labels": [d.date.isoformat() for d in summary.daily],
@@ -108,7 +107,7 @@ def overview_get(*, user_id: int | None, days: int) -> dict[str, Any]:
             "requests": [g.requests for g in summary.by_provider],
         },
     }
-    budget = budget_status(user_id=user_id, with_daily=False) if user_id is not None else None
+    budget = budget_status(user_id=budget_user_id, with_daily=False) if budget_user_id is not None else None
     return {"summary": summary, "chart": chart, "budget": budget}
 
 
@@ -228,6 +227,32 @@ def model_list_with_prices(*, at: datetime | None = None, order_by: str = "provi
 
 
 # --- users, keys, budget
+
+
+def user_has_teams(*, user_id: int) -> bool:
+    return TeamMembership.objects.filter(user_id=user_id).exists()
+
+
+def team_choices(*, user_id: int | None) -> list[tuple[int, str]]:
+    """Teams for a filter: the user's (None: staff, every team)."""
+    teams = Team.objects.all() if user_id is None else Team.objects.filter(memberships__user_id=user_id)
+    return list(teams.order_by("name").values_list("pk", "name"))
+
+
+KEY_CHOICES_MAX = 500
+
+
+def key_choices(*, user_id: int | None, staff: bool) -> list[tuple[int, str]]:
+    """Keys for a filter: those whose rows the user sees (their own, their teams'); staff, the picked user's
+    keys or (user_id None) the newest of everyone's."""
+    if staff:
+        keys = ApiKey.objects.all() if user_id is None else ApiKey.objects.filter(user_id=user_id)
+    else:
+        keys = ApiKey.objects.filter(Q(user_id=user_id) | Q(team__memberships__user_id=user_id)).distinct()
+    keys = keys.select_related("team").order_by("-created_at", "-id")[:KEY_CHOICES_MAX]
+    return [
+        (key.pk, f"{key.name} ({key.prefix}…){f' · {key.team.name}' if key.team else ''}") for key in keys
+    ]
 
 
 def user_choices() -> QuerySet[User]:
@@ -368,15 +393,15 @@ def page_of(queryset: QuerySet, *, page: int, per_page: int, total: int | None =
     return Page(rows=rows, total=total, page=page, per_page=per_page)
 
 
-def request_page(*, filters: RequestFilter, user_id: int | None, page: int, per_page: int) -> Page:
-    """A page of the filtered log (filters validated by the caller). The total comes from the rollups plus
-    the live tail when the filters are rollup dimensions, so an unsearched list of millions of rows does not
-    count them one by one; a search counts the matching rows (trigram-indexed)."""
-    total = _total_from_rollups(filters, user_id=user_id)
+def request_page(*, filters: RequestFilter, rows: Q, page: int, per_page: int) -> Page:
+    """A page of the filtered log (filters validated by the caller, over request_list(rows=rows)). The total
+    comes from the rollups plus the live tail when the filters are rollup dimensions, so an unsearched list
+    of millions of rows does not count them one by one; a search counts the matching rows (trigram-indexed)."""
+    total = _total_from_rollups(filters, rows=rows)
     return page_of(filters.qs, page=page, per_page=per_page, total=total)
 
 
-def _total_from_rollups(filters: RequestFilter, *, user_id: int | None) -> int | None:
+def _total_from_rollups(filters: RequestFilter, *, rows: Q) -> int | None:
     data = filters.form.cleaned_data
     start, end = data.get("start_date"), data.get("end_date")
     status, cached = data.get("status") or None, data.get("cached")
@@ -388,14 +413,11 @@ def _total_from_rollups(filters: RequestFilter, *, user_id: int | None) -> int |
     if watermark is None:
         return None
     watermark_day = watermark.astimezone(UTC).date()
-    rolled = DailyUsage.objects.filter(date__lte=min(watermark_day, end) if end else watermark_day)
-    if user_id is not None:
-        rolled = rolled.filter(user_id=user_id)
+    rolled = DailyUsage.objects.filter(
+        rows, shared_filters(data), date__lte=min(watermark_day, end) if end else watermark_day
+    )
     if start:
         rolled = rolled.filter(date__gte=start)
-    for name in ("model", "provider", "door"):
-        if data.get(name):
-            rolled = rolled.filter(**{name: data[name]})
     sums = rolled.aggregate(n=Sum("requests"), ok=Sum("successes"), hits=Sum("cache_hits"))
     requests, successes, hits = sums["n"] or 0, sums["ok"] or 0, sums["hits"] or 0
     if status:

@@ -10,14 +10,15 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ObjectDoesNotExist
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.services import api_key_issue, api_key_revoke
-from analytics.filters import RequestFilter
-from analytics.forms import ApiKeyCreateForm, BudgetLimitForm, CompareForm
+from analytics.filters import RequestFilter, shared_filters
+from analytics.forms import ApiKeyCreateForm, BudgetLimitForm, CompareForm, OverviewFilterForm
 from analytics.selectors import (
     api_key_get,
     api_key_list,
@@ -25,6 +26,7 @@ from analytics.selectors import (
     compare_model_choices,
     comparison_prompt,
     comparison_view,
+    key_choices,
     model_list_with_prices,
     overview_get,
     request_cost_breakdown,
@@ -32,9 +34,12 @@ from analytics.selectors import (
     request_get,
     request_list,
     request_page,
+    team_choices,
     user_by_username,
     user_choices,
+    user_has_teams,
 )
+from analytics.visibility import rows_of_user, rows_visible_to
 from config.api_errors import ApiError
 
 PERIODS = (7, 30, 90)
@@ -45,24 +50,45 @@ MODEL_SORTS = {"provider": "Provider", "model": "Model", "input": "Input price",
 
 @dataclass(frozen=True)
 class Scope:
-    """Whose data a page shows: one user, or (staff only, user_id None) everyone."""
+    """Whose data a page shows: what a user may see (their own and their teams' keys'), or for staff one
+    user's (user_id) or, with user_id None, everyone's."""
 
     user_id: int | None
     username: str
     usernames: list[str] | None  # the staff user filter's choices; None for everyone else
+    rows: Q  # the request-log rows shown (analytics.visibility)
+    show_users: bool  # rows of more than one user can appear: a User column
+
+    @property
+    def staff_pick(self) -> str:
+        """The staff user filter's choice, for links that keep it ("" otherwise)."""
+        return self.username if self.usernames is not None else ""
 
 
 def _scope(request: HttpRequest) -> Scope:
     if not request.user.is_staff:
-        return Scope(user_id=_uid(request), username=request.user.get_username(), usernames=None)
+        uid = _uid(request)
+        return Scope(
+            user_id=uid,
+            username=request.user.get_username(),
+            usernames=None,
+            rows=rows_visible_to(user_id=uid),
+            show_users=user_has_teams(user_id=uid),
+        )
     usernames = list(user_choices().values_list("username", flat=True))
     username = request.GET.get("user", "").strip()
     if not username:
-        return Scope(user_id=None, username="", usernames=usernames)
+        return Scope(user_id=None, username="", usernames=usernames, rows=Q(), show_users=True)
     user = user_by_username(username=username)
     if user is None:
         raise Http404("No such user")
-    return Scope(user_id=user.pk, username=username, usernames=usernames)
+    return Scope(
+        user_id=user.pk,
+        username=username,
+        usernames=usernames,
+        rows=rows_of_user(user_id=user.pk),
+        show_users=False,
+    )
 
 
 def _uid(request: HttpRequest) -> int:
@@ -94,32 +120,53 @@ def overview(request: HttpRequest) -> HttpResponse:
         days = 30
     days = days if days in PERIODS else 30
     scope = _scope(request)
-    data = overview_get(user_id=scope.user_id, days=days)
-    context = {"nav": "overview", "scope": scope, "days": days, "periods": PERIODS, **data}
+    narrow = OverviewFilterForm(
+        request.GET, teams=_team_choices(request, scope), keys=_key_choices(request, scope)
+    )
+    where = shared_filters(narrow.cleaned_data) if narrow.is_valid() else Q()
+    data = overview_get(rows=scope.rows & where, days=days, budget_user_id=scope.user_id)
+    context = {
+        "nav": "overview",
+        "scope": scope,
+        "days": days,
+        "periods": PERIODS,
+        "narrow": narrow,
+        **data,
+    }
     return _render(request, "analytics/overview.html", "body", context)
+
+
+def _team_choices(request: HttpRequest, scope: Scope) -> list[tuple[int, str]]:
+    return team_choices(user_id=None if request.user.is_staff else scope.user_id)
+
+
+def _key_choices(request: HttpRequest, scope: Scope) -> list[tuple[int, str]]:
+    return key_choices(user_id=scope.user_id, staff=bool(request.user.is_staff))
 
 
 @login_required
 @require_GET
 def request_log(request: HttpRequest) -> HttpResponse:
     scope = _scope(request)
-    filters = RequestFilter(request.GET, queryset=request_list(user_id=scope.user_id))
+    filters = RequestFilter(request.GET, queryset=request_list(rows=scope.rows))
     try:
         page_number = max(int(request.GET.get("page", 1)), 1)
     except ValueError:
         page_number = 1
     valid = filters.is_valid()
     page = (
-        request_page(filters=filters, user_id=scope.user_id, page=page_number, per_page=PER_PAGE)
-        if valid
-        else None
+        request_page(filters=filters, rows=scope.rows, page=page_number, per_page=PER_PAGE) if valid else None
     )
     context = {
         "nav": "requests",
         "scope": scope,
         "filters": filters,
         "page": page,
-        "choices": request_filter_choices(),
+        "choices": {
+            **request_filter_choices(),
+            "teams": _team_choices(request, scope),
+            "keys": _key_choices(request, scope),
+        },
         "statuses": ["success", "error"],
     }
     return _render(request, "analytics/requests.html", "results", context, status=200 if page else 400)
@@ -128,7 +175,8 @@ def request_log(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
-    row = request_get(request_id=request_id, user_id=None if request.user.is_staff else _uid(request))
+    rows = Q() if request.user.is_staff else rows_visible_to(user_id=_uid(request))
+    row = request_get(request_id=request_id, rows=rows)
     if row is None:
         raise Http404("No such request")
     context = {
