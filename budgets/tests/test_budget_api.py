@@ -48,7 +48,15 @@ def test_get_answers_the_documented_shape(alice_api, alice):
     response = alice_api.get("/v1/budget")
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"user_id", "spending", "period", "period_start", "resets_at", "admin_limit_usd", "windows"}
+    assert set(body) == {
+        "user_id",
+        "spending",
+        "period",
+        "period_start",
+        "resets_at",
+        "admin_limit_usd",
+        "windows",
+    }
     assert body["user_id"] == alice.pk
     assert body["spending"] == {
         "total_spent_usd": 2.5,
