@@ -27,15 +27,49 @@ class CompareForm(forms.Form):
         return chosen
 
 
-class BudgetLimitForm(forms.Form):
-    limit_usd = forms.DecimalField(
-        required=False,
-        min_value=Decimal(0),
-        max_digits=20,
-        decimal_places=10,
-        label="Monthly limit (USD)",
-        help_text="Leave empty to remove your own limit.",
-    )
+PERIOD_CHOICES = [("daily", "Daily"), ("weekly", "Weekly"), ("monthly", "Monthly"), ("lifetime", "Lifetime")]
+
+
+class LimitField(forms.DecimalField):
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("label", "Limit (USD)")
+        super().__init__(required=False, min_value=Decimal(0), max_digits=20, decimal_places=10, **kwargs)
+
+
+class BudgetWindowForm(forms.Form):
+    """One's own limit on one of one's windows: one's user's ("user") or a personal key's ("key:<id>").
+
+    Saving needs a limit (an empty one is an error, never "unlimited" by accident); "remove" takes it off.
+    """
+
+    target = forms.ChoiceField(required=False)
+    period = forms.ChoiceField(choices=PERIOD_CHOICES, required=False)
+    limit_usd = LimitField()
+    remove = forms.BooleanField(required=False)
+
+    def __init__(self, *args: Any, keys: list[tuple[int, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["target"].choices = [  # type: ignore[attr-defined]
+            ("user", "You (your personal keys)"),
+            *((f"key:{pk}", f"Key {name}") for pk, name in keys),
+        ]
+
+    def clean_target(self) -> str:
+        return self.cleaned_data.get("target") or "user"
+
+    def clean_period(self) -> str:
+        return self.cleaned_data.get("period") or "monthly"
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not data.get("remove") and data.get("limit_usd") is None and "limit_usd" not in self.errors:
+            self.add_error("limit_usd", "Enter a limit, or remove it.")
+        return data
+
+    @property
+    def api_key_id(self) -> int | None:
+        target = self.cleaned_data["target"]
+        return int(target.split(":", 1)[1]) if target.startswith("key:") else None
 
 
 class ApiKeyCreateForm(forms.Form):

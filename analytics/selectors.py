@@ -24,7 +24,11 @@ from analytics.usage import Totals as Totals
 from analytics.usage import UsageSummary as UsageSummary
 from analytics.usage import latency_bucket as latency_bucket
 from analytics.usage import percentile_from_histogram as percentile_from_histogram
-from budgets.models import Budget
+from analytics.visibility import rows_personal
+from budgets.models import Budget, BudgetAlert
+from budgets.periods import month_start
+from budgets.rules import WindowState
+from budgets.selectors import alerts_current, windows_of_user
 from providers.adapters.base import Usage
 from providers.models import Model, ModelPrice
 from providers.pricing import CostBreakdown, cost_breakdown
@@ -107,7 +111,7 @@ def overview_get(*, rows: Q, days: int, budget_user_id: int | None) -> dict[str,
             "requests": [g.requests for g in summary.by_provider],
         },
     }
-    budget = budget_status(user_id=budget_user_id, with_daily=False) if budget_user_id is not None else None
+    budget = budget_gauge(user_id=budget_user_id) if budget_user_id is not None else None
     return {"summary": summary, "chart": chart, "budget": budget}
 
 
@@ -263,6 +267,12 @@ def user_by_username(*, username: str) -> User | None:
     return User.objects.filter(username=username).first()
 
 
+def personal_key_choices(*, user_id: int) -> list[tuple[int, str]]:
+    """The user's active personal keys, whose windows are theirs to set on the Budget page."""
+    keys = ApiKey.objects.filter(user_id=user_id, team__isnull=True, revoked_at__isnull=True)
+    return [(key.pk, key.name) for key in keys.order_by("name", "pk") if key.status == "active"]
+
+
 def api_key_list(*, user_id: int) -> QuerySet[ApiKey]:
     return ApiKey.objects.filter(user_id=user_id).order_by("-created_at", "-id")
 
@@ -272,30 +282,15 @@ def api_key_get(*, user_id: int, key_id: int) -> ApiKey | None:
 
 
 @dataclass
-class BudgetStatus:
-    spent_usd: Decimal
-    reserved_usd: Decimal
-    limit_usd: Decimal | None
-    own_limit_usd: Decimal | None
-    admin_limit_usd: Decimal | None
-    period: str
-    period_start: datetime
-    resets_at: datetime | None
+class BudgetPage:
+    """The Budget page: every window of the user and of their personal keys as budgets' rules have them, the
+    alerts those raised this period, and the user's own spending by day this period."""
+
+    windows: list[WindowState]
+    primary: WindowState | None  # the user's own monthly (or lifetime) window, the one GET /v1/budget reports
+    alerts: list[BudgetAlert]
     daily: list[DayUsage]
-
-    @property
-    def remaining_usd(self) -> Decimal | None:
-        if self.limit_usd is None:
-            return None
-        return max(self.limit_usd - self.spent_usd - self.reserved_usd, ZERO)
-
-    @property
-    def used_percentage(self) -> Decimal | None:
-        if self.limit_usd is None:
-            return None
-        if self.limit_usd == 0:
-            return Decimal(100)
-        return (self.spent_usd / self.limit_usd * 100).quantize(Decimal("0.1"))
+    period_start: datetime
 
     @property
     def chart(self) -> dict[str, Any]:
@@ -308,39 +303,36 @@ class BudgetStatus:
         }
 
 
-def _month_start(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+def _primary(windows: list[WindowState]) -> WindowState | None:
+    own = [w for w in windows if w.scope == Budget.Scope.USER and w.period in ("monthly", "lifetime")]
+    return min(own, key=lambda w: w.period) if own else None  # "lifetime" < "monthly", as budgets picks it
 
 
-def budget_status(*, user_id: int, now: datetime | None = None, with_daily: bool = True) -> BudgetStatus:
-    """The user's budget as it stands, read without writing: no row yet means nothing spent and no limit,
-    and a monthly row the budget service has not rolled over yet counts as a fresh month."""
+def budget_page_get(*, user_id: int, now: datetime | None = None) -> BudgetPage:
+    """Read through budgets' selectors, never from Budget rows here: the limits, what is left and the
+    period's rollover are budgets.rules', so this page and GET /v1/budget cannot disagree."""
     now = now or timezone.now()
-    budget = Budget.objects.filter(user_id=user_id).first()
-    month = _month_start(now)
-    spent = budget.spent_usd if budget else ZERO
-    reserved = budget.reserved_usd if budget else ZERO
-    if budget is not None and budget.period == Budget.Period.LIFETIME:
-        period, period_start, resets_at = budget.period, budget.period_start, None
-    else:
-        period, period_start = Budget.Period.MONTHLY.value, month
-        resets_at = (month + timedelta(days=32)).replace(day=1)
-        if budget is not None and budget.period_start < month:
-            spent = ZERO  # the service rolls the period on the next spend; until then last month's is history
-    limits = [v for v in (budget.own_limit_usd, budget.admin_limit_usd) if v is not None] if budget else []
-    days = min(max((utc_today(now) - period_start.astimezone(UTC).date()).days + 1, 1), 365)
-    daily = usage_summary(user_id=user_id, days=days, now=now).daily if with_daily else []
-    return BudgetStatus(
-        spent_usd=spent,
-        reserved_usd=reserved,
-        limit_usd=min(limits) if limits else None,
-        own_limit_usd=budget.own_limit_usd if budget else None,
-        admin_limit_usd=budget.admin_limit_usd if budget else None,
-        period=period,
-        period_start=period_start,
-        resets_at=resets_at,
+    windows = windows_of_user(user_id=user_id)
+    primary = _primary(windows)
+    start = primary.period_start if primary and primary.period != "lifetime" else month_start(now)
+    days = min(max((utc_today(now) - start.astimezone(UTC).date()).days + 1, 1), 365)
+    daily = usage_summary(days=days, where=rows_personal(user_id=user_id), now=now).daily
+    return BudgetPage(
+        windows=windows,
+        primary=primary,
+        alerts=alerts_current(window_ids=[w.id for w in windows]),
         daily=daily,
+        period_start=start,
     )
+
+
+def budget_gauge(*, user_id: int) -> WindowState | None:
+    """The overview's gauge: the user's window nearest its limit, else their own monthly one."""
+    windows = windows_of_user(user_id=user_id)
+    limited = [w for w in windows if w.used_percentage is not None]
+    if limited:
+        return max(limited, key=lambda w: (w.used_percentage, -w.id))
+    return _primary(windows)
 
 
 @dataclass

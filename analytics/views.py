@@ -18,17 +18,18 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.services import api_key_issue, api_key_revoke
 from analytics.filters import RequestFilter, shared_filters
-from analytics.forms import ApiKeyCreateForm, BudgetLimitForm, CompareForm, OverviewFilterForm
+from analytics.forms import ApiKeyCreateForm, BudgetWindowForm, CompareForm, OverviewFilterForm
 from analytics.selectors import (
     api_key_get,
     api_key_list,
-    budget_status,
+    budget_page_get,
     compare_model_choices,
     comparison_prompt,
     comparison_view,
     key_choices,
     model_list_with_prices,
     overview_get,
+    personal_key_choices,
     request_cost_breakdown,
     request_filter_choices,
     request_get,
@@ -40,6 +41,7 @@ from analytics.selectors import (
     user_has_teams,
 )
 from analytics.visibility import rows_of_user, rows_visible_to
+from budgets.services import budget_window_set
 from config.api_errors import ApiError
 
 PERIODS = (7, 30, 90)
@@ -260,30 +262,38 @@ def compare_result(request: HttpRequest, comparison_id: str) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def budget(request: HttpRequest) -> HttpResponse:
-    form = BudgetLimitForm(request.POST or None)
+    uid = _uid(request)
+    keys = personal_key_choices(user_id=uid)
+    form = BudgetWindowForm(request.POST or None, keys=keys)
     notice = ""
     if request.method == "POST" and form.is_valid():
-        from budgets.services import budget_limit_set  # the budgets app owns the rule (admin cap, etc.)
-
-        limit: Decimal | None = form.cleaned_data["limit_usd"]
-        if "remove" in request.POST:
-            limit = None
+        data = form.cleaned_data
+        limit: Decimal | None = None if data["remove"] else data["limit_usd"]
+        key_id = form.api_key_id  # one of the user's own personal keys: the form offers no other
         try:
-            budget_limit_set(user_id=_uid(request), limit_usd=limit)
+            budget_window_set(
+                user_id=uid,
+                api_key_id=key_id,
+                scope="key" if key_id else "user",
+                period=data["period"],
+                limit_usd=limit,
+            )
         except ApiError as error:
             form.add_error("limit_usd", error.message)
         else:
-            notice = (
-                "Your limit is removed." if limit is None else f"Your limit is now ${limit.normalize():,f}."
+            whose = f"Key “{dict(keys)[key_id]}”: its" if key_id else "Your"
+            notice = f"{whose} {data['period']} limit is " + (
+                "removed." if limit is None else f"now ${limit.normalize():,f}."
             )
             if not _partial(request):
                 messages.success(request, notice)
                 return HttpResponseRedirect(reverse("dashboard-budget"), status=303)
-            form = BudgetLimitForm()
-    status_row = budget_status(user_id=_uid(request))
+            form = BudgetWindowForm(keys=keys)
+    page = budget_page_get(user_id=uid)
     if not form.is_bound:
-        form = BudgetLimitForm(initial={"limit_usd": status_row.own_limit_usd})
-    context = {"nav": "budget", "budget": status_row, "form": form, "notice": notice}
+        own = page.primary.own_limit if page.primary else None
+        form = BudgetWindowForm(initial={"target": "user", "period": "monthly", "limit_usd": own}, keys=keys)
+    context = {"nav": "budget", "page": page, "form": form, "notice": notice}
     return _render(request, "analytics/budget.html", "body", context, status=400 if form.errors else 200)
 
 

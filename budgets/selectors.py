@@ -54,7 +54,9 @@ def alerts_current(*, window_ids: list[int]) -> list[BudgetAlert]:
     """The alerts these windows raised in their current periods (the dashboard's banner)."""
     now = timezone.now()
     alerts = (
-        BudgetAlert.objects.filter(budget_id__in=window_ids).select_related("budget").order_by("-threshold")
+        BudgetAlert.objects.filter(budget_id__in=window_ids)
+        .select_related("budget__user", "budget__team", "budget__api_key")
+        .order_by("-threshold")
     )
     shown: list[BudgetAlert] = []
     for alert in alerts:

@@ -368,11 +368,11 @@ def budget_limit_set(*, user_id: int, limit_usd: Decimal | None) -> BudgetState:
 
 
 def budget_window_set(
-    *, user_id: int, api_key_id: int, scope: str, period: str, limit_usd: Decimal | None
+    *, user_id: int, api_key_id: int | None, scope: str, period: str, limit_usd: Decimal | None
 ) -> Budget | None:
-    """Sets the caller's own limit on one of its windows (its user's, or the calling key's), creating the
-    window; None removes the limit, and the window with it unless an admin limit or the user's own spending
-    count lives there. Team windows are staff's (admin and dashboard)."""
+    """Sets the caller's own limit on one of its windows (its user's, or the calling key's: the caller checks
+    the key is theirs), creating the window; None removes the limit, and the window with it unless an admin
+    limit or the user's own spending count lives there. Team windows are staff's (team_window_set)."""
     if period not in PERIODS:
         raise InvalidRequest(
             f"period must be one of {', '.join(PERIODS)}", param="period", code="invalid_value"
@@ -380,6 +380,8 @@ def budget_window_set(
     if scope == Budget.Scope.USER:
         owner: dict[str, int] = {"user_id": user_id}
     elif scope == Budget.Scope.KEY:
+        if api_key_id is None:
+            raise InvalidRequest("A key window needs its key", param="api_key", code="invalid_value")
         owner = {"api_key_id": api_key_id}
     else:
         raise InvalidRequest("scope must be 'user' or 'key'", param="scope", code="invalid_value")

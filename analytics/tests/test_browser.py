@@ -188,7 +188,7 @@ def test_set_a_budget(page, alice):
     page.click("nav >> text=Budget")
     page.fill("#id_limit_usd", "25")
     page.click("text=Save limit")
-    page.wait_for_selector("text=Your limit is now $25.")
+    page.wait_for_selector("text=Your monthly limit is now $25.")
     assert page.inner_text("[data-testid=own-limit]") == "$25.00"
     page.wait_for_function("() => Chart.getChart(document.getElementById('chart-budget'))")
 

@@ -112,7 +112,7 @@ def test_the_by_door_links_keep_the_staff_users_choice(client, admin_user, bob):
 
 def test_an_empty_account_has_no_door_rows(client, alice):
     client.force_login(alice)
-    card = client.get(URL).content.decode().split('id="usage-by-door"')[1].split('<div class="card">')[0]
+    card = client.get(URL).content.decode().split('id="usage-by-door"')[1].split('<div class="card"')[0]
     assert "By door" in card and "No traffic yet." in card and "<table" not in card
 
 
@@ -151,3 +151,30 @@ def test_the_team_filter_narrows_the_overview(client, alice, bob):
     assert '<strong class="value" data-testid="stat-requests">1</strong>' in html
     full = client.get(URL, {"team": team.pk}).content.decode()
     assert f'<option value="{team.pk}" selected>core</option>' in full
+
+
+def test_the_budget_gauge_shows_the_window_nearest_its_limit_as_budgets_count_it(client, alice):
+    from django.utils import timezone
+
+    from budgets.models import Budget
+    from budgets.periods import month_start, period_start
+
+    now = timezone.now()
+    Budget.objects.create(
+        scope="user", user=alice, period="monthly", period_start=month_start(now),
+        spent_usd=Decimal(1), own_limit_usd=Decimal(10),
+    )  # fmt: skip
+    Budget.objects.create(
+        scope="user", user=alice, period="daily", period_start=period_start("daily", now),
+        spent_usd=Decimal(1), own_limit_usd=Decimal(2),
+    )  # fmt: skip
+    client.force_login(alice)
+    card = client.get(URL).content.decode().split('id="overview-budget"')[1].split("</dl>")[0]
+    assert "daily" in card and "50%" in card and "$1.00" in card and "$2.00" in card
+    assert 'href="/dashboard/budget/"' in card
+
+
+def test_without_a_window_the_budget_card_says_there_is_no_limit(client, alice):
+    client.force_login(alice)
+    card = client.get(URL).content.decode().split('id="overview-budget"')[1].split("</div>\n      </div>")[0]
+    assert "No budget window yet" in card
