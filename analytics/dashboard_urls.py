@@ -14,4 +14,5 @@ urlpatterns = [
     path("budget/", views.budget, name="dashboard-budget"),
     path("keys/", views.keys, name="dashboard-keys"),
     path("keys/<int:key_id>/revoke/", views.key_revoke, name="dashboard-key-revoke"),
+    path("keys/<int:key_id>/limit/", views.key_limit, name="dashboard-key-limit"),
 ]

@@ -77,6 +77,28 @@ class ApiKeyCreateForm(forms.Form):
     expires_in_days = forms.IntegerField(
         required=False, min_value=1, max_value=3650, label="Expires in (days)", help_text="Empty: never."
     )
+    team = forms.TypedChoiceField(coerce=int, required=False, empty_value=None, label="For")
+
+    def __init__(self, *args: Any, teams: list[tuple[int, str]] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["team"].choices = [  # type: ignore[attr-defined]
+            ("", "Me (a personal key)"),
+            *((pk, f"Team {name}") for pk, name in teams or []),
+        ]
+
+
+class KeyLimitForm(forms.Form):
+    """A key's own daily or monthly limit; saving needs a limit, "remove" takes it off."""
+
+    period = forms.ChoiceField(choices=[("daily", "Daily"), ("monthly", "Monthly")])
+    limit_usd = LimitField()
+    remove = forms.BooleanField(required=False)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not data.get("remove") and data.get("limit_usd") is None and "limit_usd" not in self.errors:
+            self.add_error("limit_usd", "Enter a limit, or remove it.")
+        return data
 
 
 class OverviewFilterForm(forms.Form):

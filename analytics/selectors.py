@@ -18,7 +18,7 @@ from django.utils.dateparse import parse_datetime
 from accounts.models import ApiKey, Team, TeamMembership, User
 from analytics.filters import RequestFilter, shared_filters
 from analytics.models import DailyUsage
-from analytics.usage import ZERO, DayUsage, rollups_rolled_until, usage_summary, utc_today
+from analytics.usage import ZERO, DayUsage, rollups_rolled_until, spend_by_key, usage_summary, utc_today
 from analytics.usage import GroupUsage as GroupUsage  # re-exported: the usage reads moved to analytics.usage
 from analytics.usage import Totals as Totals
 from analytics.usage import UsageSummary as UsageSummary
@@ -28,7 +28,7 @@ from analytics.visibility import rows_personal
 from budgets.models import Budget, BudgetAlert
 from budgets.periods import month_start
 from budgets.rules import WindowState
-from budgets.selectors import alerts_current, windows_of_user
+from budgets.selectors import alerts_current, windows_of_keys, windows_of_user
 from providers.adapters.base import Usage
 from providers.models import Model, ModelPrice
 from providers.pricing import CostBreakdown, cost_breakdown
@@ -279,6 +279,32 @@ def api_key_list(*, user_id: int) -> QuerySet[ApiKey]:
 
 def api_key_get(*, user_id: int, key_id: int) -> ApiKey | None:
     return ApiKey.objects.filter(user_id=user_id, pk=key_id).first()
+
+
+@dataclass
+class KeyRow:
+    """A row of the API keys page: the key, what it spent this month (UTC) and its own budget windows."""
+
+    key: ApiKey
+    spent_this_month: Decimal
+    windows: list[WindowState]
+
+
+def key_rows(*, user_id: int, now: datetime | None = None) -> list[KeyRow]:
+    now = now or timezone.now()
+    keys = list(api_key_list(user_id=user_id).select_related("team"))
+    ids = [key.pk for key in keys]
+    days = (utc_today(now) - month_start(now).date()).days + 1
+    spent = spend_by_key(key_ids=ids, days=days, now=now)
+    windows = windows_of_keys(key_ids=ids)
+    return [
+        KeyRow(key=k, spent_this_month=spent.get(k.pk, ZERO), windows=windows.get(k.pk, [])) for k in keys
+    ]
+
+
+def team_of_member(*, user_id: int, team_id: int) -> Team | None:
+    """A team the user is a member of (None: no such team, or not theirs)."""
+    return Team.objects.filter(pk=team_id, memberships__user_id=user_id).first()
 
 
 @dataclass

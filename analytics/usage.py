@@ -216,16 +216,13 @@ def usage_summary(
     (user, created_at) index, so the answer is current to the second and the live part stays small. Both
     carry the door and the key, so a filter is the same WHERE on each part.
     """
-    today = utc_today(now)
-    start = today - timedelta(days=days - 1)
-    watermark = rollups_rolled_until()
-    use_rollups = watermark is not None and watermark > day_start(start)
-    live_from = watermark if use_rollups and watermark is not None else day_start(start)
     scope = Q() if user_id is None else Q(user_id=user_id)
     if door:
         scope &= Q(door=door)
     if where is not None:
         scope &= where
+    parts = _parts(scope, days=days, now=now)
+    start, today, rollups, live = parts.start, parts.today, parts.rollups, parts.live
 
     totals = Totals()
     groups: dict[GroupKey, Totals] = {}
@@ -242,24 +239,17 @@ def usage_summary(
             daily[day].requests += row["requests"]
             daily[day].cost_usd += row["cost_usd"]
 
-    rollups = None
-    if use_rollups:
-        # That day's row holds its requests before the watermark.
-        rolled_end = live_from.astimezone(UTC).date()
-        rollups = DailyUsage.objects.filter(scope, date__gte=start, date__lte=rolled_end)
+    if rollups is not None:
         for group in rollups.values("door", "provider", "model").annotate(**_rollup_sums()).order_by():
             merge(group, None)
         per_day = rollups.values("date").annotate(r=Sum("requests"), c=_money_sum("cost_usd")).order_by()
         for day_row in per_day:
             daily[day_row["date"]].requests += day_row["r"]
             daily[day_row["date"]].cost_usd += day_row["c"]
-        buckets = DailyLatency.objects.filter(scope, date__gte=start, date__lte=rolled_end)
+        buckets = DailyLatency.objects.filter(scope, date__gte=start, date__lte=parts.rolled_end)
         for bucket_row in buckets.values("bucket").annotate(n=Sum("count")).order_by():
             histogram[bucket_row["bucket"]] = histogram.get(bucket_row["bucket"], 0) + bucket_row["n"]
 
-    live = GatewayRequest.objects.filter(
-        scope, created_at__gte=live_from, created_at__lt=day_start(today + timedelta(days=1))
-    )
     live_rows = (
         live.annotate(day=TruncDate("created_at", tzinfo=UTC))
         .values("day", "door", "provider", "model")
@@ -287,6 +277,41 @@ def usage_summary(
         by_team=_by_team(by_key, totals),
         by_user=_by_user(_sums_by("user_id", rollups, live), totals),
     )
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """A period's two halves: the rollup rows before the watermark (None: no rollups cover the period) and
+    the live log rows after it."""
+
+    start: date
+    today: date
+    rollups: QuerySet[DailyUsage] | None
+    rolled_end: date
+    live: QuerySet[GatewayRequest]
+
+
+def _parts(scope: Q, *, days: int, now: datetime | None) -> _Parts:
+    today = utc_today(now)
+    start = today - timedelta(days=days - 1)
+    watermark = rollups_rolled_until()
+    use_rollups = watermark is not None and watermark > day_start(start)
+    live_from = watermark if use_rollups and watermark is not None else day_start(start)
+    rolled_end = live_from.astimezone(UTC).date()  # that day's row holds its requests before the watermark
+    rollups = DailyUsage.objects.filter(scope, date__gte=start, date__lte=rolled_end) if use_rollups else None
+    live = GatewayRequest.objects.filter(
+        scope, created_at__gte=live_from, created_at__lt=day_start(today + timedelta(days=1))
+    )
+    return _Parts(start=start, today=today, rollups=rollups, rolled_end=rolled_end, live=live)
+
+
+def spend_by_key(*, key_ids: list[int], days: int, now: datetime | None = None) -> dict[int, Decimal]:
+    """What each key spent in the last `days` UTC days (rollups plus the live tail, one GROUP BY each)."""
+    if not key_ids:
+        return {}
+    parts = _parts(Q(api_key_id__in=key_ids), days=days, now=now)
+    sums = _sums_by("api_key_id", parts.rollups, parts.live)
+    return {pk: cost for pk, (_, cost) in sums.items() if pk is not None}
 
 
 def _grouped(

@@ -18,15 +18,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.services import api_key_issue, api_key_revoke
 from analytics.filters import RequestFilter, shared_filters
-from analytics.forms import ApiKeyCreateForm, BudgetWindowForm, CompareForm, OverviewFilterForm
+from analytics.forms import ApiKeyCreateForm, BudgetWindowForm, CompareForm, KeyLimitForm, OverviewFilterForm
 from analytics.selectors import (
     api_key_get,
-    api_key_list,
     budget_page_get,
     compare_model_choices,
     comparison_prompt,
     comparison_view,
     key_choices,
+    key_rows,
     model_list_with_prices,
     overview_get,
     personal_key_choices,
@@ -36,6 +36,7 @@ from analytics.selectors import (
     request_list,
     request_page,
     team_choices,
+    team_of_member,
     user_by_username,
     user_choices,
     user_has_teams,
@@ -297,20 +298,56 @@ def budget(request: HttpRequest) -> HttpResponse:
     return _render(request, "analytics/budget.html", "body", context, status=400 if form.errors else 200)
 
 
+def _keys_render(
+    request: HttpRequest,
+    *,
+    form: ApiKeyCreateForm | None = None,
+    new_key: str | None = None,
+    limit_form: tuple[int, KeyLimitForm] | None = None,
+    notice: str = "",
+) -> HttpResponse:
+    """The keys page (or its body), with the create form and, after a failed limit, that key's form."""
+    teams = team_choices(user_id=_uid(request))
+    context = {
+        "nav": "keys",
+        "rows": key_rows(user_id=_uid(request)),
+        "form": form or ApiKeyCreateForm(teams=teams),
+        "new_key": new_key,
+        "limit_key_id": limit_form[0] if limit_form else None,
+        "limit_form": limit_form[1] if limit_form else None,
+        "notice": notice,
+    }
+    failed = bool((form and form.errors) or (limit_form and limit_form[1].errors))
+    return _render(request, "analytics/keys.html", "body", context, status=400 if failed else 200)
+
+
+def _keys_done(request: HttpRequest, notice: str) -> HttpResponse:
+    if not _partial(request):
+        messages.success(request, notice)
+        return HttpResponseRedirect(reverse("dashboard-keys"), status=303)
+    return _keys_render(request, notice=notice)
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def keys(request: HttpRequest) -> HttpResponse:
-    form = ApiKeyCreateForm(request.POST or None)
-    new_key: str | None = None
+    teams = team_choices(user_id=_uid(request))  # a team key only for a team one is a member of
+    form = ApiKeyCreateForm(request.POST or None, teams=teams)
     if request.method == "POST" and form.is_valid():
-        _, new_key = api_key_issue(
-            user=request.user,  # type: ignore[arg-type]
-            name=form.cleaned_data["name"],
-            expires_in_days=form.cleaned_data.get("expires_in_days"),
-        )
-        form = ApiKeyCreateForm()
-    context = {"nav": "keys", "keys": api_key_list(user_id=_uid(request)), "form": form, "new_key": new_key}
-    return _render(request, "analytics/keys.html", "body", context, status=400 if form.errors else 200)
+        team_id = form.cleaned_data.get("team")
+        team = team_of_member(user_id=_uid(request), team_id=team_id) if team_id else None
+        if team_id and team is None:  # left the team since the page was drawn
+            form.add_error("team", "You are not a member of that team.")
+        else:
+            _, new_key = api_key_issue(
+                user=request.user,  # type: ignore[arg-type]
+                name=form.cleaned_data["name"],
+                expires_in_days=form.cleaned_data.get("expires_in_days"),
+                team=team,
+            )
+            # The key is in this answer only, never in a redirect or a session: a GET can't show it again.
+            return _keys_render(request, new_key=new_key)
+    return _keys_render(request, form=form)
 
 
 @login_required
@@ -320,8 +357,28 @@ def key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
     if key is None:
         raise Http404("No such key")
     api_key_revoke(key=key)
-    if not _partial(request):
-        messages.success(request, f"Key “{key.name}” is revoked.")
-        return HttpResponseRedirect(reverse("dashboard-keys"), status=303)
-    context = {"nav": "keys", "keys": api_key_list(user_id=_uid(request)), "form": ApiKeyCreateForm()}
-    return render(request, "analytics/keys.html#body", context)
+    return _keys_done(request, f"Key “{key.name}” is revoked.")
+
+
+@login_required
+@require_POST
+def key_limit(request: HttpRequest, key_id: int) -> HttpResponse:
+    key = api_key_get(user_id=_uid(request), key_id=key_id)
+    if key is None:
+        raise Http404("No such key")
+    form = KeyLimitForm(request.POST)
+    if form.is_valid() and key.status != "active":
+        form.add_error(None, f"The key is {key.status}: it makes no more requests to limit.")
+    if form.is_valid():
+        data = form.cleaned_data
+        limit: Decimal | None = None if data["remove"] else data["limit_usd"]
+        try:
+            budget_window_set(
+                user_id=_uid(request), api_key_id=key.pk, scope="key", period=data["period"], limit_usd=limit
+            )
+        except ApiError as error:
+            form.add_error("limit_usd", error.message)
+        else:
+            done = "removed" if limit is None else f"now ${limit.normalize():,f}"
+            return _keys_done(request, f"Key “{key.name}”: its {data['period']} limit is {done}.")
+    return _keys_render(request, limit_form=(key.pk, form))

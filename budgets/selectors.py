@@ -50,6 +50,17 @@ def windows_of_team(*, team_id: int) -> list[WindowState]:
     return [window_state(b, now) for b in windows.select_related("user", "team", "api_key").order_by("pk")]
 
 
+def windows_of_keys(*, key_ids: list[int]) -> dict[int, list[WindowState]]:
+    """Each key's own windows (the API keys page), by key id."""
+    now = timezone.now()
+    windows = Budget.objects.filter(scope=Budget.Scope.KEY, api_key_id__in=key_ids).select_related("api_key")
+    by_key: dict[int, list[WindowState]] = {}
+    for budget in windows.order_by("pk"):
+        assert budget.api_key_id is not None
+        by_key.setdefault(budget.api_key_id, []).append(window_state(budget, now))
+    return by_key
+
+
 def alerts_current(*, window_ids: list[int]) -> list[BudgetAlert]:
     """The alerts these windows raised in their current periods (the dashboard's banner)."""
     now = timezone.now()
