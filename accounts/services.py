@@ -74,3 +74,15 @@ def team_member_remove(*, team: Team, user: User) -> None:
     from accounts.authentication import forget_cached_keys
 
     forget_cached_keys()
+
+
+def team_rate_limits_set(*, team: Team, rpm: int | None, tpm: int | None) -> Team:
+    """Requests and estimated tokens per minute for all the team's keys together (None: no team limit)."""
+    if (rpm is not None and rpm < 1) or (tpm is not None and tpm < 1):
+        raise ValueError("a rate limit is at least 1 (None: no limit)")
+    team.rate_limit_rpm, team.rate_limit_tpm = rpm, tpm
+    team.save(update_fields=["rate_limit_rpm", "rate_limit_tpm"])
+    from accounts.authentication import forget_cached_keys
+
+    forget_cached_keys()  # keys remembered with their limits pick the new ones up at once
+    return team

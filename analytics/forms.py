@@ -113,3 +113,44 @@ class OverviewFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["team"].choices = [("", "All teams"), *teams]  # type: ignore[attr-defined]
         self.fields["api_key"].choices = [("", "All keys"), *keys]  # type: ignore[attr-defined]
+
+
+# --- teams (staff's forms, but the team's create)
+
+
+class TeamCreateForm(forms.Form):
+    name = forms.CharField(max_length=100)
+
+
+class TeamMemberAddForm(forms.Form):
+    username = forms.CharField(max_length=150, label="Username")
+
+
+class TeamWindowForm(forms.Form):
+    """A team window's limits for one period; saving needs at least one, "remove" takes the window off."""
+
+    period = forms.ChoiceField(choices=PERIOD_CHOICES, initial="monthly")
+    own_limit_usd = LimitField(label="Team limit (USD)")
+    admin_limit_usd = LimitField(label="Admin limit (USD)")
+    remove = forms.BooleanField(required=False)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        limits = (data.get("own_limit_usd"), data.get("admin_limit_usd"))
+        if not data.get("remove") and limits == (None, None) and not self.errors:
+            self.add_error(None, "Enter a limit, or remove the window.")
+        return data
+
+
+class TeamRateLimitsForm(forms.Form):
+    rate_limit_rpm = forms.IntegerField(
+        required=False, min_value=1, max_value=10_000_000, label="Requests / min"
+    )
+    rate_limit_tpm = forms.IntegerField(
+        required=False, min_value=1, max_value=2_000_000_000, label="Tokens / min"
+    )
+
+
+class TeamWebhookForm(forms.Form):
+    webhook_url = forms.URLField(required=False, max_length=200, assume_scheme="https", label="Webhook URL")
+    new_secret = forms.BooleanField(required=False, label="Generate a new signing secret")

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import DecimalField, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, DecimalField, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Substr
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -24,11 +24,18 @@ from analytics.usage import Totals as Totals
 from analytics.usage import UsageSummary as UsageSummary
 from analytics.usage import latency_bucket as latency_bucket
 from analytics.usage import percentile_from_histogram as percentile_from_histogram
-from analytics.visibility import rows_personal
+from analytics.visibility import rows_of_team, rows_personal
 from budgets.models import Budget, BudgetAlert
 from budgets.periods import month_start
 from budgets.rules import WindowState
-from budgets.selectors import alerts_current, windows_of_keys, windows_of_user
+from budgets.selectors import (
+    Webhook,
+    alerts_current,
+    team_webhook,
+    windows_of_keys,
+    windows_of_teams,
+    windows_of_user,
+)
 from providers.adapters.base import Usage
 from providers.models import Model, ModelPrice
 from providers.pricing import CostBreakdown, cost_breakdown
@@ -291,8 +298,12 @@ class KeyRow:
 
 
 def key_rows(*, user_id: int, now: datetime | None = None) -> list[KeyRow]:
+    return _key_rows(api_key_list(user_id=user_id).select_related("team"), now=now)
+
+
+def _key_rows(queryset: QuerySet[ApiKey], *, now: datetime | None) -> list[KeyRow]:
     now = now or timezone.now()
-    keys = list(api_key_list(user_id=user_id).select_related("team"))
+    keys = list(queryset)
     ids = [key.pk for key in keys]
     days = (utc_today(now) - month_start(now).date()).days + 1
     spent = spend_by_key(key_ids=ids, days=days, now=now)
@@ -305,6 +316,90 @@ def key_rows(*, user_id: int, now: datetime | None = None) -> list[KeyRow]:
 def team_of_member(*, user_id: int, team_id: int) -> Team | None:
     """A team the user is a member of (None: no such team, or not theirs)."""
     return Team.objects.filter(pk=team_id, memberships__user_id=user_id).first()
+
+
+# --- teams
+
+
+def _teams_visible(user_id: int | None) -> QuerySet[Team]:
+    """A member's teams; None (staff): every team."""
+    return Team.objects.all() if user_id is None else Team.objects.filter(memberships__user_id=user_id)
+
+
+@dataclass
+class TeamRow:
+    team: Team
+    members: int
+    keys: int
+    windows: list[WindowState]
+
+
+def team_list(*, user_id: int | None) -> list[TeamRow]:
+    teams = list(
+        _teams_visible(user_id)
+        .annotate(
+            member_count=Count("memberships", distinct=True),
+            key_count=Count("api_keys", filter=Q(api_keys__revoked_at__isnull=True), distinct=True),
+        )
+        .order_by("name")
+    )
+    windows = windows_of_teams(team_ids=[t.pk for t in teams])
+    return [
+        TeamRow(team=t, members=t.member_count, keys=t.key_count, windows=windows.get(t.pk, []))  # type: ignore[attr-defined]
+        for t in teams
+    ]
+
+
+def team_name_taken(*, name: str) -> bool:
+    return Team.objects.filter(name__iexact=name).exists()
+
+
+def team_member_get(*, team: Team, user_id: int) -> User | None:
+    return User.objects.filter(pk=user_id, team_memberships__team=team).first()
+
+
+def team_get(*, team_id: int, user_id: int | None) -> Team | None:
+    """A team the reader may see (None for staff: any); any other id is simply not found."""
+    return _teams_visible(user_id).filter(pk=team_id).first()
+
+
+@dataclass
+class TeamPage:
+    """A team's page: members, keys, its windows as budgets' rules have them, where alerts go, and what its
+    keys spent over the period (by day, model and member)."""
+
+    team: Team
+    memberships: list[TeamMembership]
+    keys: list[KeyRow]
+    windows: list[WindowState]
+    alerts: list[BudgetAlert]
+    webhook: Webhook
+    summary: UsageSummary
+
+    @property
+    def chart(self) -> dict[str, Any]:
+        return {
+            "daily": {
+                "labels": [d.date.isoformat() for d in self.summary.daily],
+                "requests": [d.requests for d in self.summary.daily],
+                "cost": [_plain(d.cost_usd) for d in self.summary.daily],
+            }
+        }
+
+
+def team_page_get(*, team: Team, days: int) -> TeamPage:
+    windows = windows_of_teams(team_ids=[team.pk]).get(team.pk, [])
+    keys = _key_rows(ApiKey.objects.filter(team=team).select_related("user", "team"), now=None)
+    window_ids = [w.id for w in windows] + [w.id for row in keys for w in row.windows]
+    return TeamPage(
+        team=team,
+        memberships=list(team.memberships.select_related("user").order_by("user__username")),
+        keys=keys,
+        windows=windows,
+        alerts=alerts_current(window_ids=window_ids),
+        webhook=team_webhook(team_id=team.pk),
+        summary=usage_summary(days=days, where=rows_of_team(team_id=team.pk)),
+    )
 
 
 @dataclass

@@ -3,6 +3,7 @@ the pipeline's "fit" policy, analytics and the dashboard all read budgets throug
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.utils import timezone
@@ -48,6 +49,36 @@ def windows_of_team(*, team_id: int) -> list[WindowState]:
         scope=Budget.Scope.KEY, api_key__team_id=team_id
     )
     return [window_state(b, now) for b in windows.select_related("user", "team", "api_key").order_by("pk")]
+
+
+def windows_of_teams(*, team_ids: list[int]) -> dict[int, list[WindowState]]:
+    """Each team's own windows (not its keys'), by team id: the Teams pages."""
+    now = timezone.now()
+    windows = Budget.objects.filter(scope=Budget.Scope.TEAM, team_id__in=team_ids).select_related("team")
+    by_team: dict[int, list[WindowState]] = {}
+    for budget in windows.order_by("pk"):
+        assert budget.team_id is not None
+        by_team.setdefault(budget.team_id, []).append(window_state(budget, now))
+    return by_team
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    url: str
+    has_secret: bool
+
+
+def team_webhook(*, team_id: int) -> Webhook:
+    """Where the team's windows POST their alerts (team_webhook_set keeps it the same on every one)."""
+    row = (
+        Budget.objects.filter(scope=Budget.Scope.TEAM, team_id=team_id)
+        .exclude(webhook_url="")
+        .values("webhook_url", "webhook_secret")
+        .first()
+    )
+    return (
+        Webhook(url=row["webhook_url"], has_secret=bool(row["webhook_secret"])) if row else Webhook("", False)
+    )
 
 
 def windows_of_keys(*, key_ids: list[int]) -> dict[int, list[WindowState]]:
