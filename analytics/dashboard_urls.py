@@ -15,6 +15,7 @@ urlpatterns = [
     path("keys/", views.keys, name="dashboard-keys"),
     path("keys/<int:key_id>/revoke/", views.key_revoke, name="dashboard-key-revoke"),
     path("keys/<int:key_id>/limit/", views.key_limit, name="dashboard-key-limit"),
+    path("alerts/<int:alert_id>/dismiss/", views.budget_alert_dismiss, name="dashboard-alert-dismiss"),
     path("teams/", views.teams, name="dashboard-teams"),
     path("teams/<int:team_id>/", views.team_detail, name="dashboard-team"),
     path("teams/<int:team_id>/members/", views.team_member_add_view, name="dashboard-team-member-add"),

@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Count, DecimalField, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Substr
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -31,6 +32,7 @@ from budgets.rules import WindowState
 from budgets.selectors import (
     Webhook,
     alerts_current,
+    alerts_of_user,
     team_webhook,
     windows_of_keys,
     windows_of_teams,
@@ -445,6 +447,21 @@ def budget_page_get(*, user_id: int, now: datetime | None = None) -> BudgetPage:
         daily=daily,
         period_start=start,
     )
+
+
+DISMISSED_ALERTS = "dismissed_budget_alerts"  # session key: ids of the alerts the user closed
+DISMISSED_ALERTS_MAX = 200
+
+
+def budget_alerts_shown(*, user_id: int, request: HttpRequest) -> list[BudgetAlert]:
+    """The banner's alerts: this period's, of the windows that concern the user, less those they dismissed
+    (an alert is one period's, so a dismissal lasts until the window resets)."""
+    dismissed = set(request.session.get(DISMISSED_ALERTS, []))
+    return [alert for alert in alerts_of_user(user_id=user_id) if alert.pk not in dismissed]
+
+
+def budget_alert_concerns(*, user_id: int, alert_id: int) -> bool:
+    return alert_id in {alert.pk for alert in alerts_of_user(user_id=user_id)}
 
 
 def budget_gauge(*, user_id: int) -> WindowState | None:

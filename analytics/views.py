@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import Team
@@ -39,7 +40,10 @@ from analytics.forms import (
     TeamWindowForm,
 )
 from analytics.selectors import (
+    DISMISSED_ALERTS,
+    DISMISSED_ALERTS_MAX,
     api_key_get,
+    budget_alert_concerns,
     budget_page_get,
     compare_model_choices,
     comparison_prompt,
@@ -593,3 +597,23 @@ def team_webhook_view(request: HttpRequest, team_id: int) -> HttpResponse:
             notice = f"{team.name}'s alerts go to {url}." if url else f"{team.name}'s alert webhook is off."
             return _team_done(request, team, notice, secret=secret)
     return _team_render(request, team, forms={"webhook": form})
+
+
+# --- the budget alert banner (base.html, analytics.context_processors)
+
+
+@login_required
+@require_POST
+def budget_alert_dismiss(request: HttpRequest, alert_id: int) -> HttpResponse:
+    """Closes one of the user's alerts for this session; the alert is its period's, so it won't come back
+    before the window resets (a new period's alert is a new one)."""
+    if not budget_alert_concerns(user_id=_uid(request), alert_id=alert_id):
+        raise Http404("No such alert")
+    dismissed = [pk for pk in request.session.get(DISMISSED_ALERTS, []) if pk != alert_id]
+    request.session[DISMISSED_ALERTS] = [*dismissed, alert_id][-DISMISSED_ALERTS_MAX:]
+    if _partial(request):
+        return HttpResponse("")  # the banner line is swapped for nothing
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = reverse("dashboard-overview")
+    return HttpResponseRedirect(back, status=303)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import ApiKey
@@ -108,3 +109,15 @@ def alerts_current(*, window_ids: list[int]) -> list[BudgetAlert]:
         }:
             shown.append(alert)
     return shown
+
+
+def alerts_of_user(*, user_id: int) -> list[BudgetAlert]:
+    """The alerts this period of every window that concerns the user (the dashboard's banner): their own, their
+    keys' and those of the teams they are a member of now."""
+    mine = (
+        Q(scope=Budget.Scope.USER, user_id=user_id)
+        | Q(scope=Budget.Scope.KEY, api_key__user_id=user_id)
+        | Q(scope=Budget.Scope.TEAM, team__memberships__user_id=user_id)
+    )
+    window_ids = list(Budget.objects.filter(mine).values_list("pk", flat=True).distinct())
+    return alerts_current(window_ids=window_ids) if window_ids else []
