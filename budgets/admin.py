@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db import models
 from django.http import HttpRequest
 
 from budgets.models import Budget, BudgetAlert, Reservation
@@ -29,6 +30,7 @@ class BudgetAdmin(admin.ModelAdmin):
     )
     list_filter = ("scope", "period")
     list_select_related = ("user", "team", "api_key")
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     search_fields = ("user__username", "team__name", "api_key__name", "api_key__prefix")
     readonly_fields = ("spent_usd", "reset_offset_usd", "reserved_usd", "updated_at")
     autocomplete_fields = ("user", "team", "api_key")
