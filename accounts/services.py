@@ -74,3 +74,13 @@ def team_member_remove(*, team: Team, user: User) -> None:
     membership in the same statement); their other calls stop within the key lookup's cache time
     (ROUTER_KEY_CACHE_S, 3 s), as after a key's revocation."""
     TeamMembership.objects.filter(team=team, user=user).delete()
+
+
+def team_rate_limits_set(*, team: Team, rpm: int | None, tpm: int | None) -> Team:
+    """Requests and estimated tokens per minute for all the team's keys together (None: no team limit). Keys
+    remembered by a process pick the new limits up within the key cache's time (ROUTER_KEY_CACHE_S)."""
+    if (rpm is not None and rpm < 1) or (tpm is not None and tpm < 1):
+        raise ValueError("a rate limit is at least 1 (None: no limit)")
+    team.rate_limit_rpm, team.rate_limit_tpm = rpm, tpm
+    team.save(update_fields=["rate_limit_rpm", "rate_limit_tpm"])
+    return team

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Q
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
@@ -11,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from analytics.filters import DOOR_CHOICES, RequestFilter
+from analytics.filters import DOOR_CHOICES, KEY_PREFIX_MAX_LENGTH, RequestFilter, shared_filters
 from analytics.selectors import (
     model_list_with_prices,
     prompt_preview,
@@ -20,6 +21,7 @@ from analytics.selectors import (
     request_page,
     usage_summary,
 )
+from analytics.visibility import rows_visible_to
 from config.api_errors import NotFound
 from config.rendering import MoneyJSONRenderer
 
@@ -30,12 +32,21 @@ def money(**kwargs: Any) -> serializers.DecimalField:
 
 
 class AnalyticsApi(APIView):
-    """Every analytics endpoint answers for the caller's own data only, whoever the caller is."""
+    """Every analytics endpoint answers for the caller's own data only, whoever the caller is: their personal
+    requests and those of the team keys of the teams they are a member of (analytics.visibility)."""
 
     renderer_classes = [MoneyJSONRenderer]
 
-    def user_id(self, request: Request) -> int:
-        return request.auth.user_id  # type: ignore[union-attr]
+    def rows(self, request: Request) -> Q:
+        return rows_visible_to(user_id=request.auth.user_id)  # type: ignore[union-attr]
+
+
+SHARED_FILTER_PARAMETERS = [
+    OpenApiParameter("door", OpenApiTypes.STR, enum=[door for door, _ in DOOR_CHOICES]),
+    OpenApiParameter("team", OpenApiTypes.INT, description="A team's id: the requests made with its keys"),
+    OpenApiParameter("api_key", OpenApiTypes.INT, description="An API key's id"),
+    OpenApiParameter("key", OpenApiTypes.STR, description="An API key's display prefix (amr_…)"),
+]
 
 
 class UsageSummaryApi(AnalyticsApi):
@@ -43,6 +54,9 @@ class UsageSummaryApi(AnalyticsApi):
     class InputSerializer(serializers.Serializer):
         days = serializers.IntegerField(min_value=1, max_value=365, default=30)
         door = serializers.ChoiceField(choices=DOOR_CHOICES, required=False)
+        team = serializers.IntegerField(min_value=1, required=False)
+        api_key = serializers.IntegerField(min_value=1, required=False)
+        key = serializers.CharField(max_length=KEY_PREFIX_MAX_LENGTH, required=False)
 
     @extend_schema_serializer(component_name="AnalyticsUsageGroup")
     class GroupSerializer(serializers.Serializer):
@@ -60,6 +74,27 @@ class UsageSummaryApi(AnalyticsApi):
     @extend_schema_serializer(component_name="AnalyticsUsageDoor")
     class DoorSerializer(GroupSerializer):
         door = serializers.CharField(source="name")
+
+    @extend_schema_serializer(component_name="AnalyticsUsageKey")
+    class KeySerializer(GroupSerializer):
+        key_id = serializers.IntegerField(source="id", allow_null=True)
+        key = serializers.CharField(source="prefix", allow_null=True)
+        name = serializers.CharField(allow_null=True)
+        team_id = serializers.IntegerField(allow_null=True)
+
+        def to_representation(self, instance: Any) -> dict[str, Any]:
+            data = super().to_representation(instance)
+            if instance.id is None:  # the requests made without a key (the dashboard's compare)
+                data["key"] = data["name"] = None
+            return data
+
+    @extend_schema_serializer(component_name="AnalyticsUsageTeam")
+    class TeamSerializer(GroupSerializer):
+        team_id = serializers.IntegerField(source="id", allow_null=True)
+        team = serializers.SerializerMethodField()
+
+        def get_team(self, obj: Any) -> str | None:
+            return obj.name if obj.id is not None else None  # None: personal keys and no key
 
     @extend_schema_serializer(component_name="AnalyticsUsageDay")
     class DaySerializer(serializers.Serializer):
@@ -92,6 +127,8 @@ class UsageSummaryApi(AnalyticsApi):
                 "by_provider": ProviderSerializer(many=True),
                 "by_model": ModelSerializer(many=True),
                 "by_door": DoorSerializer(many=True),
+                "by_team": TeamSerializer(many=True),
+                "by_key": KeySerializer(many=True),
                 "daily_stats": DaySerializer(many=True),
             },
         ),
@@ -100,14 +137,15 @@ class UsageSummaryApi(AnalyticsApi):
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         summary = usage_summary(
-            user_id=self.user_id(request),
             days=params.validated_data["days"],
-            door=params.validated_data.get("door"),
+            where=self.rows(request) & shared_filters(params.validated_data),
         )
         data: dict[str, Any] = dict(self.OutputSerializer(summary).data)
         data["by_provider"] = self.ProviderSerializer(summary.by_provider, many=True).data
         data["by_model"] = self.ModelSerializer(summary.by_model, many=True).data
         data["by_door"] = self.DoorSerializer(summary.by_door, many=True).data
+        data["by_team"] = self.TeamSerializer(summary.by_team, many=True).data
+        data["by_key"] = self.KeySerializer(summary.by_key, many=True).data
         data["daily_stats"] = self.DaySerializer(summary.daily, many=True).data
         return Response(data)
 
@@ -143,7 +181,7 @@ class RequestListApi(AnalyticsApi):
                 OpenApiParameter(name, OpenApiTypes.STR)
                 for name in ("model", "provider", "status", "search", "start_date", "end_date")
             ),
-            OpenApiParameter("door", OpenApiTypes.STR, enum=[door for door, _ in DOOR_CHOICES]),
+            *SHARED_FILTER_PARAMETERS,
         ],
         operation_id="analytics_requests_list",
         responses=inline_serializer(
@@ -160,12 +198,13 @@ class RequestListApi(AnalyticsApi):
     def get(self, request: Request) -> Response:
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        filters = RequestFilter(request.query_params, queryset=request_list(user_id=self.user_id(request)))
+        rows = self.rows(request)
+        filters = RequestFilter(request.query_params, queryset=request_list(rows=rows))
         if not filters.is_valid():
             raise serializers.ValidationError(filters.errors)
         page = request_page(
             filters=filters,
-            user_id=self.user_id(request),
+            rows=rows,
             page=params.validated_data["page"],
             per_page=params.validated_data["per_page"],
         )
@@ -231,11 +270,7 @@ class RequestDetailApi(AnalyticsApi):
 
     @extend_schema(operation_id="analytics_request_retrieve", responses=OutputSerializer)
     def get(self, request: Request, request_id: str) -> Response:
-        row = (
-            None
-            if "\x00" in request_id
-            else request_get(request_id=request_id, user_id=self.user_id(request))
-        )
+        row = None if "\x00" in request_id else request_get(request_id=request_id, rows=self.rows(request))
         if row is None:
             raise NotFound(f"Request '{request_id}' not found", param="id", code="request_not_found")
         return Response(self.OutputSerializer(row).data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -17,6 +18,27 @@ from routing.pipeline.types import DOORS
 MAX_SEARCH_LENGTH = 200
 MIN_YEAR, MAX_YEAR = 1970, 9000  # far from datetime's limits, so a day can be added without overflow
 DOOR_CHOICES = [(door, door) for door in DOORS]
+KEY_PREFIX_MAX_LENGTH = 16
+
+# The filters the rollups answer too, and the lookup each one is: the same on the log and on DailyUsage.
+SHARED_LOOKUPS = {
+    "model": "model",
+    "provider": "provider",
+    "door": "door",
+    "team": "api_key__team_id",
+    "api_key": "api_key_id",
+    "key": "api_key__prefix",
+}
+
+
+def shared_filters(values: Mapping[str, Any]) -> Q:
+    """The WHERE of the shared filters among validated `values` (absent or empty ones don't filter)."""
+    where = Q()
+    for name, lookup in SHARED_LOOKUPS.items():
+        value = values.get(name)
+        if value is not None and value != "":
+            where &= Q(**{lookup: value})
+    return where
 
 
 class DateOrDateTimeField(forms.Field):
@@ -42,6 +64,16 @@ class DateOrDateTimeField(forms.Field):
 
 class DateOrDateTimeFilter(django_filters.Filter):
     field_class = DateOrDateTimeField
+
+
+class IdFilter(django_filters.Filter):
+    """A positive integer id (a team's, a key's); anything else is a form error, so a 400."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        super().__init__(*args, **kwargs)
 
 
 def _start_of(value: date | datetime) -> datetime:
@@ -70,6 +102,9 @@ class RequestFilter(django_filters.FilterSet):
     provider = django_filters.CharFilter(field_name="provider", max_length=32)
     status = django_filters.ChoiceFilter(field_name="status", choices=GatewayRequest.Status.choices)
     door = django_filters.ChoiceFilter(field_name="door", choices=DOOR_CHOICES)
+    team = IdFilter(field_name=SHARED_LOOKUPS["team"])
+    api_key = IdFilter(field_name=SHARED_LOOKUPS["api_key"])
+    key = django_filters.CharFilter(field_name=SHARED_LOOKUPS["key"], max_length=KEY_PREFIX_MAX_LENGTH)
     cached = django_filters.BooleanFilter(field_name="cached")
     search = django_filters.CharFilter(method="filter_search", max_length=MAX_SEARCH_LENGTH)
     start_date = DateOrDateTimeFilter(method="filter_start")

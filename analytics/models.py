@@ -16,13 +16,22 @@ def door_field() -> models.CharField:
     return models.CharField(max_length=16, default="chat", db_default="chat")
 
 
+def api_key_field() -> models.ForeignKey:
+    """The request log's key (None: a call without one, such as the dashboard's compare, or a deleted key); its
+    team is the key's, so a team filter is the same join on the log and on the rollups."""
+    return models.ForeignKey(
+        "accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+
 class DailyUsage(models.Model):
-    """One row per user, UTC day, door, provider and model: the additive numbers of that day's requests (for
-    the day of the watermark, of its requests before the watermark)."""
+    """One row per user, UTC day, door, API key, provider and model: the additive numbers of that day's
+    requests (for the day of the watermark, of its requests before the watermark)."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     date = models.DateField()
     door = door_field()
+    api_key = api_key_field()
     provider = models.CharField(max_length=32, blank=True)
     model = models.CharField(max_length=128, blank=True)
     requests = models.PositiveIntegerField(default=0)
@@ -37,33 +46,38 @@ class DailyUsage(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["user", "date", "door", "provider", "model"], name="daily_usage_unique"
+                fields=["user", "date", "door", "api_key", "provider", "model"], name="daily_usage_unique"
             )
         ]
         indexes = [models.Index(fields=["date"], name="daily_usage_date")]
 
     def __str__(self) -> str:
-        return f"{self.user_id} {self.date} {self.door} {self.provider}/{self.model}"
+        return f"{self.user_id} {self.date} {self.door} key {self.api_key_id} {self.provider}/{self.model}"
 
 
 class DailyLatency(models.Model):
-    """A latency histogram per user, UTC day and door: request counts per logarithmic bucket (see
+    """A latency histogram per user, UTC day, door and API key: request counts per logarithmic bucket (see
     analytics.usage)."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     date = models.DateField()
     door = door_field()
+    api_key = api_key_field()
     bucket = models.PositiveSmallIntegerField()
     count = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["user", "date", "door", "bucket"], name="daily_latency_unique")
+            models.UniqueConstraint(
+                fields=["user", "date", "door", "api_key", "bucket"], name="daily_latency_unique"
+            )
         ]
         indexes = [models.Index(fields=["date"], name="daily_latency_date")]
 
     def __str__(self) -> str:
-        return f"{self.user_id} {self.date} {self.door} bucket {self.bucket}: {self.count}"
+        return (
+            f"{self.user_id} {self.date} {self.door} key {self.api_key_id} bucket {self.bucket}: {self.count}"
+        )
 
 
 class JobState(models.Model):

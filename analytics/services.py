@@ -71,13 +71,14 @@ def _rebuild(first: date, until: datetime) -> tuple[int, int]:
     log = GatewayRequest.objects.filter(created_at__gte=day_start(first), created_at__lt=until).annotate(
         day=TruncDate("created_at", tzinfo=UTC)
     )
-    # The grouped rows are already aggregates (users x days x doors x models), never the log rows themselves.
-    keys = ("user_id", "day", "door", "provider", "model")
+    # The grouped rows are already aggregates (users x days x doors x keys x models), never the log rows.
+    keys = ("user_id", "day", "door", "api_key_id", "provider", "model")
     usage = [
         DailyUsage(
             user_id=row["user_id"],
             date=row["day"],
             door=row["door"],
+            api_key_id=row["api_key_id"],
             provider=row["provider"],
             model=row["model"],
             **{name: value for name, value in row.items() if name not in keys},
@@ -87,10 +88,15 @@ def _rebuild(first: date, until: datetime) -> tuple[int, int]:
     DailyUsage.objects.bulk_create(usage, batch_size=2000)
     latency = [
         DailyLatency(
-            user_id=row["user_id"], date=row["day"], door=row["door"], bucket=row["bucket"], count=row["n"]
+            user_id=row["user_id"],
+            date=row["day"],
+            door=row["door"],
+            api_key_id=row["api_key_id"],
+            bucket=row["bucket"],
+            count=row["n"],
         )
         for row in log.annotate(bucket=latency_bucket_expression())
-        .values("user_id", "day", "door", "bucket")
+        .values("user_id", "day", "door", "api_key_id", "bucket")
         .annotate(n=Count("pk"))
         .order_by()
         .iterator()

@@ -9,10 +9,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from django.db.models import Count, DecimalField, F, IntegerField, Q, Sum, Value
+from django.db.models import Count, DecimalField, F, IntegerField, Q, QuerySet, Sum, Value
 from django.db.models.functions import Cast, Coalesce, Floor, Ln, TruncDate
 from django.utils import timezone
 
+from accounts.models import ApiKey, User
 from analytics.models import DailyLatency, DailyUsage, JobState
 from routing.models import GatewayRequest
 
@@ -87,11 +88,15 @@ class Totals:
 @dataclass
 class GroupUsage:
     name: str
-    provider: str  # a model's provider; the name itself for a provider; empty for a door
+    provider: str  # a model's provider; the name itself for a provider; empty for other groups
     requests: int
     cost_usd: Decimal
     share_of_cost: float = 0.0
     share_of_requests: float = 0.0
+    id: int | None = None  # a key's, team's or user's id (None: the requests without one)
+    prefix: str = ""  # a key's display prefix
+    team: str = ""  # a key's team (empty: a personal key)
+    team_id: int | None = None
 
     @property
     def avg_cost_usd(self) -> Decimal:
@@ -116,6 +121,9 @@ class UsageSummary:
     by_model: list[GroupUsage] = field(default_factory=list)
     daily: list[DayUsage] = field(default_factory=list)
     by_door: list[GroupUsage] = field(default_factory=list)
+    by_key: list[GroupUsage] = field(default_factory=list)  # id None: requests made without a key
+    by_team: list[GroupUsage] = field(default_factory=list)  # id None: personal keys and no key
+    by_user: list[GroupUsage] = field(default_factory=list)
 
     @property
     def total_requests(self) -> int:
@@ -191,24 +199,30 @@ GroupKey = tuple[str, str, str]  # (door, provider, model): the dimensions a usa
 
 
 def usage_summary(
-    *, user_id: int | None, days: int, door: str | None = None, now: datetime | None = None
+    *,
+    user_id: int | None = None,
+    days: int,
+    door: str | None = None,
+    where: Q | None = None,
+    now: datetime | None = None,
 ) -> UsageSummary:
     """The last `days` UTC calendar days including today; user_id None means every user (staff views);
-    a door counts only the requests that came through that door (None: every door).
+    a door counts only the requests that came through that door (None: every door); `where` narrows further,
+    with lookups both the log and the rollups have (user, door, provider, model, api_key and its team: see
+    analytics.visibility and analytics.filters).
 
     The rollups (DailyUsage / DailyLatency) answer for everything before their watermark, a few minutes ago
     when the periodic job runs; the requests after it are aggregated live from the log over the
     (user, created_at) index, so the answer is current to the second and the live part stays small. Both
-    carry the door, so a door filter is the same WHERE on each part.
+    carry the door and the key, so a filter is the same WHERE on each part.
     """
-    today = utc_today(now)
-    start = today - timedelta(days=days - 1)
-    watermark = rollups_rolled_until()
-    use_rollups = watermark is not None and watermark > day_start(start)
-    live_from = watermark if use_rollups and watermark is not None else day_start(start)
     scope = Q() if user_id is None else Q(user_id=user_id)
     if door:
         scope &= Q(door=door)
+    if where is not None:
+        scope &= where
+    parts = _parts(scope, days=days, now=now)
+    start, today, rollups, live = parts.start, parts.today, parts.rollups, parts.live
 
     totals = Totals()
     groups: dict[GroupKey, Totals] = {}
@@ -225,23 +239,17 @@ def usage_summary(
             daily[day].requests += row["requests"]
             daily[day].cost_usd += row["cost_usd"]
 
-    if use_rollups:
-        # That day's row holds its requests before the watermark.
-        rolled_end = live_from.astimezone(UTC).date()
-        rollups = DailyUsage.objects.filter(scope, date__gte=start, date__lte=rolled_end)
+    if rollups is not None:
         for group in rollups.values("door", "provider", "model").annotate(**_rollup_sums()).order_by():
             merge(group, None)
         per_day = rollups.values("date").annotate(r=Sum("requests"), c=_money_sum("cost_usd")).order_by()
         for day_row in per_day:
             daily[day_row["date"]].requests += day_row["r"]
             daily[day_row["date"]].cost_usd += day_row["c"]
-        buckets = DailyLatency.objects.filter(scope, date__gte=start, date__lte=rolled_end)
+        buckets = DailyLatency.objects.filter(scope, date__gte=start, date__lte=parts.rolled_end)
         for bucket_row in buckets.values("bucket").annotate(n=Sum("count")).order_by():
             histogram[bucket_row["bucket"]] = histogram.get(bucket_row["bucket"], 0) + bucket_row["n"]
 
-    live = GatewayRequest.objects.filter(
-        scope, created_at__gte=live_from, created_at__lt=day_start(today + timedelta(days=1))
-    )
     live_rows = (
         live.annotate(day=TruncDate("created_at", tzinfo=UTC))
         .values("day", "door", "provider", "model")
@@ -254,6 +262,7 @@ def usage_summary(
     for live_bucket in live_buckets.order_by():
         histogram[live_bucket["bucket"]] = histogram.get(live_bucket["bucket"], 0) + live_bucket["n"]
 
+    by_key = _by_key(_sums_by("api_key_id", rollups, live), totals)
     return UsageSummary(
         days=days,
         start=start,
@@ -264,7 +273,45 @@ def usage_summary(
         by_model=_grouped(groups, totals, by="model"),
         daily=list(daily.values()),
         by_door=_grouped(groups, totals, by="door"),
+        by_key=by_key,
+        by_team=_by_team(by_key, totals),
+        by_user=_by_user(_sums_by("user_id", rollups, live), totals),
     )
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """A period's two halves: the rollup rows before the watermark (None: no rollups cover the period) and
+    the live log rows after it."""
+
+    start: date
+    today: date
+    rollups: QuerySet[DailyUsage] | None
+    rolled_end: date
+    live: QuerySet[GatewayRequest]
+
+
+def _parts(scope: Q, *, days: int, now: datetime | None) -> _Parts:
+    today = utc_today(now)
+    start = today - timedelta(days=days - 1)
+    watermark = rollups_rolled_until()
+    use_rollups = watermark is not None and watermark > day_start(start)
+    live_from = watermark if use_rollups and watermark is not None else day_start(start)
+    rolled_end = live_from.astimezone(UTC).date()  # that day's row holds its requests before the watermark
+    rollups = DailyUsage.objects.filter(scope, date__gte=start, date__lte=rolled_end) if use_rollups else None
+    live = GatewayRequest.objects.filter(
+        scope, created_at__gte=live_from, created_at__lt=day_start(today + timedelta(days=1))
+    )
+    return _Parts(start=start, today=today, rollups=rollups, rolled_end=rolled_end, live=live)
+
+
+def spend_by_key(*, key_ids: list[int], days: int, now: datetime | None = None) -> dict[int, Decimal]:
+    """What each key spent in the last `days` UTC days (rollups plus the live tail, one GROUP BY each)."""
+    if not key_ids:
+        return {}
+    parts = _parts(Q(api_key_id__in=key_ids), days=days, now=now)
+    sums = _sums_by("api_key_id", parts.rollups, parts.live)
+    return {pk: cost for pk, (_, cost) in sums.items() if pk is not None}
 
 
 def _grouped(
@@ -280,7 +327,72 @@ def _grouped(
         )
         entry.requests += sums.requests
         entry.cost_usd += sums.cost_usd
-    for entry in merged.values():
+    return _ranked(list(merged.values()), totals)
+
+
+def _ranked(entries: list[GroupUsage], totals: Totals) -> list[GroupUsage]:
+    """With their shares of the totals, cost descending."""
+    for entry in entries:
         entry.share_of_cost = float(entry.cost_usd / totals.cost_usd) if totals.cost_usd else 0.0
         entry.share_of_requests = entry.requests / totals.requests if totals.requests else 0.0
-    return sorted(merged.values(), key=lambda g: (-g.cost_usd, -g.requests, g.name))
+    return sorted(entries, key=lambda g: (-g.cost_usd, -g.requests, g.name))
+
+
+def _sums_by(column: str, rollups: QuerySet | None, live: QuerySet) -> dict[int | None, tuple[int, Decimal]]:
+    """Requests and cost per value of one id column (a key, a user), rollups and live tail together: one
+    GROUP BY on each, so as many rows as there are keys or users, never as many as requests."""
+    sums: dict[int | None, tuple[int, Decimal]] = {}
+    parts = [live.values(column).annotate(n=Count("pk"), c=_money_sum("total_cost_usd")).order_by()]
+    if rollups is not None:
+        parts.append(rollups.values(column).annotate(n=Sum("requests"), c=_money_sum("cost_usd")).order_by())
+    for part in parts:
+        for row in part:
+            requests, cost = sums.get(row[column], (0, ZERO))
+            sums[row[column]] = (requests + row["n"], cost + row["c"])
+    return sums
+
+
+def _by_key(sums: dict[int | None, tuple[int, Decimal]], totals: Totals) -> list[GroupUsage]:
+    keys = {
+        key.pk: key
+        for key in ApiKey.objects.filter(pk__in=[pk for pk in sums if pk is not None]).select_related("team")
+    }
+    entries = []
+    for pk, (requests, cost) in sums.items():
+        key = keys.get(pk) if pk is not None else None
+        entries.append(
+            GroupUsage(
+                name=key.name if key else "",
+                provider="",
+                requests=requests,
+                cost_usd=cost,
+                id=key.pk if key else None,
+                prefix=key.prefix if key else "",
+                team=key.team.name if key and key.team else "",
+                team_id=key.team_id if key else None,
+            )
+        )
+    return _ranked(entries, totals)
+
+
+def _by_team(by_key: list[GroupUsage], totals: Totals) -> list[GroupUsage]:
+    """The keys' groups summed per team; personal keys and requests without a key make the id None group."""
+    teams: dict[int | None, GroupUsage] = {}
+    for key in by_key:
+        entry = teams.setdefault(
+            key.team_id, GroupUsage(name=key.team, provider="", requests=0, cost_usd=ZERO, id=key.team_id)
+        )
+        entry.requests += key.requests
+        entry.cost_usd += key.cost_usd
+    return _ranked(list(teams.values()), totals)
+
+
+def _by_user(sums: dict[int | None, tuple[int, Decimal]], totals: Totals) -> list[GroupUsage]:
+    names: dict[int | None, str] = dict(
+        User.objects.filter(pk__in=[pk for pk in sums if pk is not None]).values_list("pk", "username")
+    )
+    entries = [
+        GroupUsage(name=names.get(pk, ""), provider="", requests=requests, cost_usd=cost, id=pk)
+        for pk, (requests, cost) in sums.items()
+    ]
+    return _ranked(entries, totals)

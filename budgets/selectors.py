@@ -3,8 +3,10 @@ the pipeline's "fit" policy, analytics and the dashboard all read budgets throug
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import ApiKey
@@ -50,11 +52,54 @@ def windows_of_team(*, team_id: int) -> list[WindowState]:
     return [window_state(b, now) for b in windows.select_related("user", "team", "api_key").order_by("pk")]
 
 
+def windows_of_teams(*, team_ids: list[int]) -> dict[int, list[WindowState]]:
+    """Each team's own windows (not its keys'), by team id: the Teams pages."""
+    now = timezone.now()
+    windows = Budget.objects.filter(scope=Budget.Scope.TEAM, team_id__in=team_ids).select_related("team")
+    by_team: dict[int, list[WindowState]] = {}
+    for budget in windows.order_by("pk"):
+        assert budget.team_id is not None
+        by_team.setdefault(budget.team_id, []).append(window_state(budget, now))
+    return by_team
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    url: str
+    has_secret: bool
+
+
+def team_webhook(*, team_id: int) -> Webhook:
+    """Where the team's windows POST their alerts (team_webhook_set keeps it the same on every one)."""
+    row = (
+        Budget.objects.filter(scope=Budget.Scope.TEAM, team_id=team_id)
+        .exclude(webhook_url="")
+        .values("webhook_url", "webhook_secret")
+        .first()
+    )
+    return (
+        Webhook(url=row["webhook_url"], has_secret=bool(row["webhook_secret"])) if row else Webhook("", False)
+    )
+
+
+def windows_of_keys(*, key_ids: list[int]) -> dict[int, list[WindowState]]:
+    """Each key's own windows (the API keys page), by key id."""
+    now = timezone.now()
+    windows = Budget.objects.filter(scope=Budget.Scope.KEY, api_key_id__in=key_ids).select_related("api_key")
+    by_key: dict[int, list[WindowState]] = {}
+    for budget in windows.order_by("pk"):
+        assert budget.api_key_id is not None
+        by_key.setdefault(budget.api_key_id, []).append(window_state(budget, now))
+    return by_key
+
+
 def alerts_current(*, window_ids: list[int]) -> list[BudgetAlert]:
     """The alerts these windows raised in their current periods (the dashboard's banner)."""
     now = timezone.now()
     alerts = (
-        BudgetAlert.objects.filter(budget_id__in=window_ids).select_related("budget").order_by("-threshold")
+        BudgetAlert.objects.filter(budget_id__in=window_ids)
+        .select_related("budget__user", "budget__team", "budget__api_key")
+        .order_by("-threshold")
     )
     shown: list[BudgetAlert] = []
     for alert in alerts:
@@ -64,3 +109,15 @@ def alerts_current(*, window_ids: list[int]) -> list[BudgetAlert]:
         }:
             shown.append(alert)
     return shown
+
+
+def alerts_of_user(*, user_id: int) -> list[BudgetAlert]:
+    """The alerts this period of every window that concerns the user (the dashboard's banner): their own, their
+    keys' and those of the teams they are a member of now."""
+    mine = (
+        Q(scope=Budget.Scope.USER, user_id=user_id)
+        | Q(scope=Budget.Scope.KEY, api_key__user_id=user_id)
+        | Q(scope=Budget.Scope.TEAM, team__memberships__user_id=user_id)
+    )
+    window_ids = list(Budget.objects.filter(mine).values_list("pk", flat=True).distinct())
+    return alerts_current(window_ids=window_ids) if window_ids else []

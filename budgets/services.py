@@ -14,6 +14,7 @@ budgets.hotpath has the same reserve, settle and release as single statements fo
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -368,11 +369,11 @@ def budget_limit_set(*, user_id: int, limit_usd: Decimal | None) -> BudgetState:
 
 
 def budget_window_set(
-    *, user_id: int, api_key_id: int, scope: str, period: str, limit_usd: Decimal | None
+    *, user_id: int, api_key_id: int | None, scope: str, period: str, limit_usd: Decimal | None
 ) -> Budget | None:
-    """Sets the caller's own limit on one of its windows (its user's, or the calling key's), creating the
-    window; None removes the limit, and the window with it unless an admin limit or the user's own spending
-    count lives there. Team windows are staff's (admin and dashboard)."""
+    """Sets the caller's own limit on one of its windows (its user's, or the calling key's: the caller checks
+    the key is theirs), creating the window; None removes the limit, and the window with it unless an admin
+    limit or the user's own spending count lives there. Team windows are staff's (team_window_set)."""
     if period not in PERIODS:
         raise InvalidRequest(
             f"period must be one of {', '.join(PERIODS)}", param="period", code="invalid_value"
@@ -380,6 +381,8 @@ def budget_window_set(
     if scope == Budget.Scope.USER:
         owner: dict[str, int] = {"user_id": user_id}
     elif scope == Budget.Scope.KEY:
+        if api_key_id is None:
+            raise InvalidRequest("A key window needs its key", param="api_key", code="invalid_value")
         owner = {"api_key_id": api_key_id}
     else:
         raise InvalidRequest("scope must be 'user' or 'key'", param="scope", code="invalid_value")
@@ -418,3 +421,71 @@ def budget_reset(*, user_id: int, api_key_id: int | None = None) -> BudgetState:
         _roll(budget, now)
     Budget.objects.filter(mine).update(reset_offset_usd=F("spent_usd"))
     return budget_state(user_id=user_id)
+
+
+# --------------------------------------------------------------------------------------------- team windows
+
+
+def team_window_set(
+    *, team_id: int, period: str, own_limit_usd: Decimal | None, admin_limit_usd: Decimal | None
+) -> Budget | None:
+    """Staff set a team's window for one period: both its limits (a team's own limit is staff's too, so unlike
+    a user's it may be set above the admin's: the lower one counts). A new window takes the team's alert
+    webhook. Both None removes the window, unless requests in flight hold money in it (then it stays,
+    without limits, and counts them)."""
+    if period not in PERIODS:
+        raise InvalidRequest(
+            f"period must be one of {', '.join(PERIODS)}", param="period", code="invalid_value"
+        )
+    for name, value in (("own_limit_usd", own_limit_usd), ("admin_limit_usd", admin_limit_usd)):
+        if value is not None and value < ZERO:
+            raise InvalidRequest(f"{name} must be zero or more", param=name, code="invalid_value")
+    now = timezone.now()
+    start = current_start(Budget(period=period), now) or now
+    removing = own_limit_usd is None and admin_limit_usd is None
+    with transaction.atomic():
+        team_windows = Budget.objects.filter(scope=Budget.Scope.TEAM, team_id=team_id)
+        if removing and not team_windows.filter(period=period).exists():
+            return None
+        sibling = team_windows.exclude(webhook_url="").first()
+        budget, _ = Budget.objects.get_or_create(
+            scope=Budget.Scope.TEAM,
+            team_id=team_id,
+            period=period,
+            defaults={
+                "period_start": start,
+                "webhook_url": sibling.webhook_url if sibling else "",
+                "webhook_secret": sibling.webhook_secret if sibling else "",
+            },
+        )
+        budget = Budget.objects.select_for_update().get(pk=budget.pk)
+        _roll(budget, now)
+        if removing and budget.reserved_usd == ZERO:
+            budget.delete()
+            return None
+        Budget.objects.filter(pk=budget.pk).update(
+            own_limit_usd=own_limit_usd, admin_limit_usd=admin_limit_usd
+        )
+        budget.refresh_from_db()
+    return budget
+
+
+def team_webhook_set(*, team_id: int, url: str, new_secret: bool = False) -> str | None:
+    """Sets where the team's windows POST their alerts (empty: nowhere). A URL gets a signing secret the first
+    time, or a fresh one when asked; the new secret is returned (shown once on the dashboard), else None."""
+    windows = Budget.objects.filter(scope=Budget.Scope.TEAM, team_id=team_id)
+    if url and not windows.exists():
+        raise InvalidRequest(
+            "The team has no budget window to alert on yet: add one first",
+            param="webhook_url",
+            code="no_window",
+        )
+    has_secret = windows.exclude(webhook_secret="").exists()
+    secret = secrets.token_urlsafe(32) if url and (new_secret or not has_secret) else None
+    changes: dict[str, str] = {"webhook_url": url}
+    if not url:
+        changes["webhook_secret"] = ""
+    elif secret is not None:
+        changes["webhook_secret"] = secret
+    windows.update(**changes)
+    return secret

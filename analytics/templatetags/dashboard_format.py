@@ -106,6 +106,13 @@ def bar_width(value: Any) -> str:
 
 
 @register.filter
+def pct_width(value: Any) -> str:
+    """A 0..100 percentage as a CSS width (see bar_width)."""
+    amount = _decimal(value)
+    return bar_width(amount / 100 if amount is not None else 0)
+
+
+@register.filter
 def per_thousand(amount: Any, count: Any) -> Decimal | None:
     """Cost per 1,000 units (tokens), exact."""
     total, units = _decimal(amount), _decimal(count)
@@ -145,3 +152,28 @@ def embedding_items(inputs: Any) -> list[tuple[str, str]]:
         elif isinstance(item, list):
             items.append(("tokens", f"token array of {len(item):,} tokens"))
     return items
+
+
+@register.filter
+def window_owner(window: Any) -> str:
+    """Whose a budget window is, from budgets.rules.window_name ("<scope> <owner's name> <period>"): "You",
+    "Team core", "Key “laptop”"."""
+    scope, _, name = str(window.name).rsplit(" ", 1)[0].partition(" ")
+    if scope == "team":
+        return f"Team {name}"
+    if scope == "key":
+        return f"Key “{name}”"
+    return "You"
+
+
+@register.filter
+def alert_text(alert: Any) -> str:
+    """A fired budget alert as the banner says it: "Team core's daily budget is at 80%"."""
+    budget = alert.budget
+    if budget.scope == "team":
+        whose = f"Team {budget.team.name}'s"
+    elif budget.scope == "key":
+        whose = f"Key “{budget.api_key.name}”'s"
+    else:
+        whose = "Your"
+    return f"{whose} {budget.period} budget is at {alert.threshold}%"

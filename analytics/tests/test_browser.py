@@ -188,9 +188,10 @@ def test_set_a_budget(page, alice):
     page.click("nav >> text=Budget")
     page.fill("#id_limit_usd", "25")
     page.click("text=Save limit")
-    page.wait_for_selector("text=Your limit is now $25.")
+    page.wait_for_selector("text=Your monthly limit is now $25.")
     assert page.inner_text("[data-testid=own-limit]") == "$25.00"
     page.wait_for_function("() => Chart.getChart(document.getElementById('chart-budget'))")
+    assert _fits(page, "#budget-windows")
 
     from budgets.models import Budget
 
@@ -240,3 +241,66 @@ def test_run_a_comparison_to_completion(page, alice, compare_backend):
     text = page.inner_text("#compare-results")
     assert "cheapest" in text and "fastest" in text
     assert "/dashboard/compare/cmp_" in page.url
+
+
+def _fits(page, selector: str) -> bool:
+    """The table's scroll box shows every column without scrolling sideways."""
+    return page.evaluate(
+        "(s) => { const box = document.querySelector(s).closest('.table-wrap');"
+        " return box.scrollWidth <= box.clientWidth + 1; }",
+        selector,
+    )
+
+
+def test_keys_page_shows_a_keys_spend_windows_and_limits_and_sets_a_daily_limit(page, alice):
+    from accounts.services import api_key_issue, team_create
+
+    team = team_create(name="core", members=[alice])
+    key = api_key_issue(user=alice, name="core-key", team=team, rate_limit_rpm=60)[0]
+    GatewayRequestFactory(user=alice, api_key=key, total_cost_usd=Decimal("0.25"))
+    log_in(page, "alice")
+    page.click("nav >> text=API keys")
+    row = page.locator(f"tr[data-key-id='{key.pk}']")
+    assert "$0.25" in row.inner_text() and "60 rpm" in row.inner_text()
+    row.locator("summary", has_text="Set limit").click()
+    row.locator("select[name=period]").select_option("daily")
+    row.locator("input[name=limit_usd]").fill("5")
+    row.locator("text=Save").first.click()
+    page.wait_for_selector("text=its daily limit is now $5.")
+    assert "daily: $0.00 of $5.00" in page.locator(f"tr[data-key-id='{key.pk}']").inner_text()
+    assert _fits(page, "#keys-table")
+
+
+def test_staff_set_a_team_window_and_a_member_sees_and_dismisses_its_alert(page, admin_user, alice):
+    from accounts.services import api_key_issue, team_create
+    from budgets.models import Budget, BudgetAlert
+
+    team = team_create(name="core", members=[alice])
+    key = api_key_issue(user=alice, name="core-key", team=team)[0]
+    GatewayRequestFactory(user=alice, api_key=key, total_cost_usd=Decimal("0.4"))
+    log_in(page, "admin")
+    page.click("nav >> text=Teams")
+    page.click("#teams-table >> text=core")
+    page.wait_for_function("() => Chart.getChart(document.getElementById('chart-team'))")
+    form = page.locator("#team-window-form")
+    form.locator("select[name=period]").select_option("daily")
+    form.locator("input[name=own_limit_usd]").fill("0.5")
+    form.locator("text=Save window").click()
+    page.wait_for_selector("text=core's daily window is set.")
+    assert "$0.50" in page.inner_text("#team-windows")  # a new window counts from now
+    window = Budget.objects.get(team=team, period="daily")
+    assert window.own_limit_usd == Decimal("0.5")
+
+    BudgetAlert.objects.create(
+        budget=window, threshold=80, period_start=window.period_start, spent_usd=Decimal("0.4"), limit_usd=1
+    )
+    page.context.clear_cookies()
+    log_in(page, "alice")
+    banner = page.locator(".banner", has_text="Team core's daily budget is at 80%")
+    banner.locator("text=Dismiss").click()
+    page.wait_for_function("() => !document.querySelector('.banner')")
+    page.reload()
+    assert page.locator(".banner").count() == 0
+    page.goto(f"/dashboard/teams/{team.pk}/")
+    for table in ("#team-by-model table", "#team-members table", "#team-keys table"):
+        assert _fits(page, table), table

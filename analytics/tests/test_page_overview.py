@@ -112,5 +112,69 @@ def test_the_by_door_links_keep_the_staff_users_choice(client, admin_user, bob):
 
 def test_an_empty_account_has_no_door_rows(client, alice):
     client.force_login(alice)
-    card = client.get(URL).content.decode().split('id="usage-by-door"')[1].split('<div class="card">')[0]
+    card = client.get(URL).content.decode().split('id="usage-by-door"')[1].split('<div class="card"')[0]
     assert "By door" in card and "No traffic yet." in card and "<table" not in card
+
+
+def _table_rows(html: str, table_id: str) -> list[str]:
+    table = html.split(f'id="{table_id}"')[1].split("</table>")[0]
+    return [row.split("</tr>")[0] for row in table.split("<tbody>")[1].split("<tr>")[1:]]
+
+
+def test_by_key_and_by_team_tables_link_to_the_filtered_log(client, alice, bob):
+    from accounts.services import api_key_issue, team_create
+
+    team = team_create(name="core", members=[alice, bob])
+    team_key = api_key_issue(user=bob, name="bob-core", team=team)[0]
+    own_key = api_key_issue(user=alice, name="laptop")[0]
+    GatewayRequestFactory(user=bob, api_key=team_key, total_cost_usd=Decimal("0.5"))
+    GatewayRequestFactory(user=alice, api_key=own_key, total_cost_usd=Decimal("0.25"))
+    client.force_login(alice)
+    html = client.get(URL).content.decode()
+    keys = _table_rows(html, "usage-by-key")
+    assert f'href="/dashboard/requests/?api_key={team_key.pk}"' in keys[0] and "$0.50" in keys[0]
+    assert "laptop" in keys[1] and "personal" in keys[1]
+    teams = _table_rows(html, "usage-by-team")
+    assert f'href="/dashboard/requests/?team={team.pk}"' in teams[0] and "$0.50" in teams[0]
+    assert "personal" in teams[1] and "$0.25" in teams[1]
+
+
+def test_the_team_filter_narrows_the_overview(client, alice, bob):
+    from accounts.services import api_key_issue, team_create
+
+    team = team_create(name="core", members=[alice])
+    key = api_key_issue(user=alice, name="core-key", team=team)[0]
+    GatewayRequestFactory(user=alice, api_key=key, total_cost_usd=Decimal("0.5"))
+    GatewayRequestFactory(user=alice, total_cost_usd=Decimal("0.25"))
+    client.force_login(alice)
+    html = client.get(URL, {"team": team.pk}, HTTP_HX_REQUEST="true").content.decode()
+    assert '<strong class="value" data-testid="stat-requests">1</strong>' in html
+    full = client.get(URL, {"team": team.pk}).content.decode()
+    assert f'<option value="{team.pk}" selected>core</option>' in full
+
+
+def test_the_budget_gauge_shows_the_window_nearest_its_limit_as_budgets_count_it(client, alice):
+    from django.utils import timezone
+
+    from budgets.models import Budget
+    from budgets.periods import month_start, period_start
+
+    now = timezone.now()
+    Budget.objects.create(
+        scope="user", user=alice, period="monthly", period_start=month_start(now),
+        spent_usd=Decimal(1), own_limit_usd=Decimal(10),
+    )  # fmt: skip
+    Budget.objects.create(
+        scope="user", user=alice, period="daily", period_start=period_start("daily", now),
+        spent_usd=Decimal(1), own_limit_usd=Decimal(2),
+    )  # fmt: skip
+    client.force_login(alice)
+    card = client.get(URL).content.decode().split('id="overview-budget"')[1].split("</dl>")[0]
+    assert "daily" in card and "50%" in card and "$1.00" in card and "$2.00" in card
+    assert 'href="/dashboard/budget/"' in card
+
+
+def test_without_a_window_the_budget_card_says_there_is_no_limit(client, alice):
+    client.force_login(alice)
+    card = client.get(URL).content.decode().split('id="overview-budget"')[1].split("</div>\n      </div>")[0]
+    assert "No budget window yet" in card

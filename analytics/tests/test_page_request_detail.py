@@ -122,3 +122,15 @@ def test_the_cost_card_breaks_the_charge_down_by_cached_input_cache_writes_and_o
     assert "$0.00006000" in html  # 200 cached x $0.30
     assert "$0.00075000" in html and "$0.00060000" in html  # 200 x $3.75 and 100 x $6
     assert "$0.00075000" in html and "10 reasoning" in html  # 50 output x $15
+
+
+def test_the_routing_card_names_the_key_and_its_team(client, alice, bob):
+    from accounts.services import api_key_issue, team_create
+
+    team = team_create(name="core", members=[alice, bob])
+    key = api_key_issue(user=bob, name="bob-core", team=team)[0]
+    row = GatewayRequestFactory(user=bob, api_key=key)
+    client.force_login(alice)  # a teammate
+    html = client.get(url(row)).content.decode()
+    assert "bob-core" in html and key.prefix in html
+    assert f'href="/dashboard/teams/{team.pk}/">core</a> · by bob' in html

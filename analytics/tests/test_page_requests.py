@@ -142,3 +142,64 @@ def test_a_bad_door_shows_the_error_not_a_crash(client, alice):
     assert "door:" in response.content.decode()
     partial = client.get(URL, {"door": "bogus"}, HTTP_HX_REQUEST="true")
     assert partial.status_code == 200 and "door:" in partial.content.decode()
+
+
+# --- teams and keys
+
+
+@pytest.fixture
+def core(alice, bob):
+    from accounts.services import api_key_issue, team_create
+
+    team = team_create(name="core", members=[alice, bob])
+    return {
+        "team": team,
+        "alice": api_key_issue(user=alice, name="alice-core", team=team)[0],
+        "bob": api_key_issue(user=bob, name="bob-core", team=team)[0],
+        "bob_personal": api_key_issue(user=bob, name="bob-own")[0],
+    }
+
+
+def test_a_member_sees_teammates_team_key_rows_with_a_user_column(client, alice, bob, core):
+    mine = GatewayRequestFactory(user=alice, prompt_text="alice personal")
+    theirs = GatewayRequestFactory(user=bob, api_key=core["bob"], prompt_text="bob for core")
+    hidden = GatewayRequestFactory(user=bob, api_key=core["bob_personal"], prompt_text="bob private")
+    client.force_login(alice)
+    html = client.get(URL).content.decode()
+    assert "alice personal" in html and "bob for core" in html and "bob private" not in html
+    assert "<th>User</th>" in html and "core</span>" in html
+    assert client.get(f"/dashboard/requests/{theirs.id}/").status_code == 200
+    assert client.get(f"/dashboard/requests/{hidden.id}/").status_code == 404
+    assert client.get(f"/dashboard/requests/{mine.id}/").status_code == 200
+
+
+def test_the_team_and_key_filters_offer_ones_teams_and_keys_and_narrow_the_list(client, alice, core):
+    GatewayRequestFactory(user=alice, prompt_text="personal one")
+    GatewayRequestFactory(user=alice, api_key=core["alice"], prompt_text="core by alice")
+    GatewayRequestFactory(user=core["bob"].user, api_key=core["bob"], prompt_text="core by bob")
+    client.force_login(alice)
+    html = client.get(URL).content.decode()
+    assert f'<option value="{core["team"].pk}">core</option>' in html
+    assert "bob-core (" in html and "bob-own" not in html  # the team's keys, not bob's own
+    by_team = client.get(URL, {"team": core["team"].pk}, HTTP_HX_REQUEST="true").content.decode()
+    assert "core by alice" in by_team and "core by bob" in by_team and "personal one" not in by_team
+    by_key = client.get(URL, {"api_key": core["bob"].pk}).content.decode()
+    assert "core by bob" in by_key and "core by alice" not in by_key
+    assert f'<option value="{core["bob"].pk}" selected>' in by_key
+
+
+def test_a_removed_member_loses_the_teams_rows_on_the_page_at_once(client, alice, bob, core):
+    from accounts.services import team_member_remove
+
+    row = GatewayRequestFactory(user=bob, api_key=core["bob"], prompt_text="bob for core")
+    client.force_login(alice)
+    assert "bob for core" in client.get(URL).content.decode()
+    team_member_remove(team=core["team"], user=alice)
+    assert "bob for core" not in client.get(URL).content.decode()
+    assert client.get(f"/dashboard/requests/{row.id}/").status_code == 404
+
+
+def test_a_bad_team_filter_shows_the_error_not_a_crash(client, alice):
+    client.force_login(alice)
+    response = client.get(URL, {"team": "abc"})
+    assert response.status_code == 400 and "team" in response.content.decode()
