@@ -28,7 +28,9 @@ def _grouped(value: Decimal, places: int) -> str:
 
 @register.filter
 def usd(value: Any) -> str:
-    """Two decimals from a cent up, more below so small amounts never read as $0.00: $0.0042, $0.000083."""
+    """The one money format of every page: two decimals from a dollar up ($1.00, $1,234.50); below, the exact
+    amount with at least two decimals and up to ten, never rounded to fewer digits than it has ($0.60, $0.075,
+    $0.0000077), so a price of $0.075 is never shown as $0.08 and small costs never read as $0.00."""
     amount = _decimal(value)
     if amount is None:
         return DASH
@@ -36,21 +38,13 @@ def usd(value: Any) -> str:
         return "$0.00"
     sign = "-" if amount < 0 else ""
     amount = abs(amount)
-    if amount >= Decimal("0.01"):
+    if amount >= 1:
         return f"{sign}${_grouped(amount, 2)}"
-    # Two significant digits: 0.0042 -> 4 places, 0.000083 -> 6 places.
-    places = min(-amount.adjusted() + 1, 10)
-    text = _grouped(amount, places).rstrip("0").rstrip(".")
-    return f"{sign}${text}"
-
-
-@register.filter
-def usd_places(value: Any, places: int = 6) -> str:
-    """A fixed number of decimals, for cost breakdowns: $0.00000345."""
-    amount = _decimal(value)
-    if amount is None:
-        return DASH
-    return ("-" if amount < 0 else "") + "$" + _grouped(abs(amount), int(places))
+    text = _grouped(amount, 10).rstrip("0")
+    whole, _, decimals = text.partition(".")
+    if not decimals.strip("0"):  # below a ten-billionth: the smallest step shown
+        return f"{sign}$0.0000000001"
+    return f"{sign}${whole}.{decimals.ljust(2, '0')}"
 
 
 @register.filter

@@ -93,7 +93,7 @@ def test_a_limit_alone_sets_the_users_own_monthly_window(client, alice):
     assert response.status_code == 303
     window = Budget.objects.get(scope="user", user=alice, period="monthly")
     assert window.own_limit_usd == Decimal(25)
-    assert "Your monthly limit is now $25." in client.get(URL).content.decode()
+    assert "Your monthly limit is now $25.00." in client.get(URL).content.decode()
 
 
 def test_setting_a_daily_window_with_htmx_returns_the_updated_fragment(client, alice):
@@ -102,7 +102,7 @@ def test_setting_a_daily_window_with_htmx_returns_the_updated_fragment(client, a
         URL, {"target": "user", "period": "daily", "limit_usd": "12.5"}, HTTP_HX_REQUEST="true"
     ).content.decode()
     assert html.lstrip().startswith('<div id="budget-body">')
-    assert "Your daily limit is now $12.5." in html
+    assert "Your daily limit is now $12.50." in html
     window = Budget.objects.get(scope="user", user=alice, period="daily")
     assert window.own_limit_usd == Decimal("12.5")
     assert _rows(html)[str(window.pk)]["cell_limit"] == "$12.50"

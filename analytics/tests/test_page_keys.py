@@ -155,7 +155,7 @@ def test_setting_and_removing_a_keys_daily_and_monthly_limits(client, alice):
     assert client.post(url, {"period": "daily", "limit_usd": "2"}).status_code == 303
     html = client.post(url, {"period": "monthly", "limit_usd": "20"}, HTTP_HX_REQUEST="true").content.decode()
     assert html.lstrip().startswith('<div id="keys-body">')
-    assert "its monthly limit is now $20." in html
+    assert "its monthly limit is now $20.00." in html
     assert "monthly: $0.00 of $20.00" in _row(html, key)
     limits = dict(Budget.objects.filter(scope="key", api_key=key).values_list("period", "own_limit_usd"))
     assert limits == {"daily": Decimal(2), "monthly": Decimal(20)}
