@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from providers.fake_upstream.rules import NO_FAULT, Fault
-from providers.fake_upstream.schemas import Hints, instance, is_open_object, name_words, place_in
+from providers.fake_upstream.schemas import Hints, instance, is_open_object, name_words, places_in
 
 # Models that report reasoning tokens by default (OpenAI o-series and gpt-5, Gemini 2.5 "thoughts").
 REASONING_MODEL_PREFIXES = ("o1", "o3", "o4", "gpt-5", "gemini-2.5")
@@ -165,7 +165,7 @@ def compose_answer(prompt: Prompt, fault: Fault = NO_FAULT) -> Answer:
     }
     sentences = answer_sentences(prompt, fault)
     hints = Hints(
-        place=place_in(prompt.last_user_text),
+        places=places_in(prompt.last_user_text),
         query=_excerpt(prompt.last_user_text, QUERY_CHARS, mark_cut=False),
         answer=" ".join(sentences),
     )
@@ -209,7 +209,7 @@ def tool_arguments(schema: Any, hints: Hints, *, json_tool: bool = False) -> dic
     if json_tool:
         value = json_value(ResponseFormat("json_schema", schema), hints)
     elif is_open_object(schema):
-        value = {OPEN_TOOL_KEY: hints.place}
+        value = {OPEN_TOOL_KEY: hints.places[0]}
     else:
         value = instance(schema, hints)
     return value if isinstance(value, dict) else {}

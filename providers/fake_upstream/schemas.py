@@ -76,25 +76,32 @@ NAME_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 class Hints:
     """What the conversation offers to fill strings with."""
 
-    place: str = DEFAULT_PLACE  # a city/location-like word from the user's text
+    places: tuple[str, ...] = (DEFAULT_PLACE,)  # city/location-like words of the user's text, in order
     query: str = ""  # the user's text, for query-like strings
     answer: str = ""  # the answer's sentences, for answer-like strings
 
 
-def place_in(text: str) -> str:
-    """The place a text is about: capitalised words after "in", "at", "for"..., else a capitalised word that
-    does not open a sentence, else Paris."""
+def places_in(text: str) -> tuple[str, ...]:
+    """The places a text is about, in order: capitalised words after "in", "at", "from", "to"..., else a
+    capitalised word that does not open a sentence, else Paris."""
+    found: dict[str, None] = {}
     for match in PLACE_AFTER.finditer(text):
         words = [word for word in match.group(1).split() if word not in NOT_PLACES]
         if words:
-            return " ".join(words)
+            found.setdefault(" ".join(words))
+    if found:
+        return tuple(found)
     words = text.split()
     for index, raw in enumerate(words):
         word = raw.strip(".,;:!?\"'()[]")
         opens_a_sentence = index == 0 or words[index - 1][-1] in ".!?"
         if not opens_a_sentence and word[:1].isupper() and word[1:2].islower() and word not in NOT_PLACES:
-            return word
-    return DEFAULT_PLACE
+            return (word,)
+    return (DEFAULT_PLACE,)
+
+
+def place_in(text: str) -> str:
+    return places_in(text)[0]
 
 
 def name_words(name: str) -> list[str]:
@@ -128,6 +135,7 @@ class _Builder:
     def __init__(self, root: Any, hints: Hints) -> None:
         self.root = root
         self.hints = hints
+        self.places_used = 0  # "from Rome to Berlin": the first place-like string gets Rome, the next Berlin
 
     def value(self, schema: Any, name: str, depth: int, variant: int) -> Any:
         schema = self.resolve(schema, depth)
@@ -237,9 +245,13 @@ class _Builder:
         return values
 
     def string(self, schema: dict[str, Any], name: str, variant: int) -> str:
-        text = FORMAT_STRINGS.get(str(schema.get("format", "")).lower()) or self.named(name)
-        if variant:
-            text = f"{text} {variant + 1}"  # distinct items in an array (uniqueItems)
+        kind = str(schema.get("format", "")).lower()
+        if kind in FORMAT_STRINGS:
+            text = _formatted(kind, variant)
+        else:
+            text = self.named(name)
+            if variant:
+                text = f"{text} {variant + 1}"  # distinct items in an array (uniqueItems)
         low = _int(schema.get("minLength")) or 0
         high = _int(schema.get("maxLength"))
         if len(text) < low:
@@ -251,7 +263,9 @@ class _Builder:
     def named(self, name: str) -> str:
         words = name_words(name)
         if PLACE_WORDS.intersection(words):
-            return self.hints.place
+            places = self.hints.places or (DEFAULT_PLACE,)
+            self.places_used += 1
+            return places[(self.places_used - 1) % len(places)]
         if QUERY_WORDS.intersection(words) and self.hints.query:
             return self.hints.query
         if ANSWER_WORDS.intersection(words) and self.hints.answer:
@@ -260,6 +274,31 @@ class _Builder:
             if word in NAMED_STRINGS:
                 return NAMED_STRINGS[word]
         return DEFAULT_STRING
+
+
+def _formatted(kind: str, variant: int) -> str:
+    """A string of a `format`; another one of the same format for each variant (items of an array)."""
+    text = FORMAT_STRINGS[kind]
+    if not variant:
+        return text
+    n = variant % 28 + 1  # a day of any month, an hour, a host number...
+    if kind in ("date", "date-time"):
+        return text.replace("-01-01", f"-01-{n:02d}")
+    if kind == "time":
+        return f"12:{n:02d}:00Z"
+    if kind == "duration":
+        return f"PT{n}H"
+    if kind == "ipv4":
+        return f"192.0.2.{n}"
+    if kind == "ipv6":
+        return f"2001:db8::{n:x}"
+    if kind == "uuid":
+        return text[:-2] + f"{n:02d}"
+    if "email" in kind:
+        return f"user{n}@example.com"
+    if "hostname" in kind:
+        return f"host{n}.example.com"
+    return f"{text}/{n}"  # a URI
 
 
 def _type_of(schema: Any) -> str:
