@@ -171,7 +171,10 @@ def compose_answer(prompt: Prompt, fault: Fault = NO_FAULT) -> Answer:
     )
     tool = _chosen_tool(prompt)
     if tool is not None:
-        arguments = tool_arguments(prompt.tool_schemas.get(tool), hints, json_tool=tool == JSON_TOOL_NAME)
+        schema = (
+            prompt.tool_schemas.get(tool) if isinstance(tool, str) else None
+        )  # a forced name may be anything
+        arguments = tool_arguments(schema, hints, json_tool=tool == JSON_TOOL_NAME)
         arguments_json = orjson.dumps(arguments).decode()
         return Answer(
             text="",

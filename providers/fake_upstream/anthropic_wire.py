@@ -57,7 +57,11 @@ class AnthropicFormat(WireFormat):
             if message.get("role") not in ROLES:
                 raise WireError(f"messages.{index}.role: Input should be 'user' or 'assistant'")
         system = content_text(body.get("system"))
-        tools = [tool for tool in body.get("tools") or [] if isinstance(tool, dict) and "name" in tool]
+        tools = [
+            tool
+            for tool in body.get("tools") or []
+            if isinstance(tool, dict) and isinstance(tool.get("name"), str)
+        ]
         tool_names = [tool["name"] for tool in tools]
         choice = body.get("tool_choice")
         choice_type = choice.get("type") if isinstance(choice, dict) else None
@@ -191,14 +195,14 @@ def _tool_results(messages: list[JsonObject]) -> list[ToolResult]:
     if last["role"] != "user" or not isinstance(last.get("content"), list):
         return []
     names = {
-        block.get("id"): block.get("name", "")
+        str(block.get("id")): str(block.get("name") or "")
         for message in messages
         if message["role"] == "assistant" and isinstance(message.get("content"), list)
         for block in message["content"]
         if isinstance(block, dict) and block.get("type") == "tool_use"
     }
     return [
-        ToolResult(str(names.get(block.get("tool_use_id"), "")), content_text(block.get("content")))
+        ToolResult(names.get(str(block.get("tool_use_id")), ""), content_text(block.get("content")))
         for block in last["content"]
         if isinstance(block, dict) and block.get("type") == "tool_result"
     ]

@@ -61,7 +61,7 @@ class GeminiFormat(WireFormat):
             for tool in body.get("tools") or []
             if isinstance(tool, dict)
             for declaration in tool.get("functionDeclarations") or []
-            if isinstance(declaration, dict) and "name" in declaration
+            if isinstance(declaration, dict) and isinstance(declaration.get("name"), str)
         ]
         tool_names = [declaration["name"] for declaration in declarations]
         calling = ((body.get("toolConfig") or {}).get("functionCallingConfig")) or {}

@@ -60,7 +60,7 @@ class OpenAIFormat(WireFormat):
             for tool in body.get("tools") or []
             if isinstance(tool, dict)
             and isinstance(tool.get("function"), dict)
-            and "name" in tool["function"]
+            and isinstance(tool["function"].get("name"), str)
         ]
         tool_names = [function["name"] for function in functions]
         choice = body.get("tool_choice")
@@ -205,18 +205,18 @@ def response_format(spec: Any) -> ResponseFormat | None:
 def _tool_results(messages: list[JsonObject]) -> list[ToolResult]:
     """The results of the trailing "tool" (or legacy "function") messages, named after their calls."""
     names = {
-        call.get("id"): (call.get("function") or {}).get("name", "")
+        str(call.get("id")): str(call["function"].get("name") or "")
         for message in messages
-        if message.get("role") == "assistant"
-        for call in message.get("tool_calls") or []
-        if isinstance(call, dict)
+        if message.get("role") == "assistant" and isinstance(message.get("tool_calls"), list)
+        for call in message["tool_calls"]
+        if isinstance(call, dict) and isinstance(call.get("function"), dict)
     }
     results: list[ToolResult] = []
     for message in reversed(messages):
         if message.get("role") not in ("tool", "function"):
             break
-        name = message.get("name") or names.get(message.get("tool_call_id"), "")
-        results.append(ToolResult(str(name or ""), content_text(message.get("content"))))
+        name = message.get("name") or names.get(str(message.get("tool_call_id")), "")
+        results.append(ToolResult(str(name), content_text(message.get("content"))))
     return results[::-1]
 
 

@@ -213,7 +213,7 @@ def _input_items(value: Any) -> list[JsonObject]:
 def _tool_results(items: list[JsonObject]) -> list[ToolResult]:
     """The trailing function_call_output items, named after the function_call items they answer."""
     names = {
-        item.get("call_id"): str(item.get("name") or "")
+        str(item.get("call_id")): str(item.get("name") or "")
         for item in items
         if item.get("type") == "function_call"
     }
@@ -221,7 +221,7 @@ def _tool_results(items: list[JsonObject]) -> list[ToolResult]:
     for item in reversed(items):
         if item.get("type") != "function_call_output":
             break
-        results.append(ToolResult(names.get(item.get("call_id"), ""), content_text(item.get("output"))))
+        results.append(ToolResult(names.get(str(item.get("call_id")), ""), content_text(item.get("output"))))
     return results[::-1]
 
 

@@ -16,6 +16,10 @@ DEFAULT_PLACE = "Paris"
 DEFAULT_STRING = "example"
 MAX_DEPTH = 16  # deeper than this (a recursive schema), arrays get only their minItems
 MAX_FILLED_DEPTH = 4  # below this depth, optional arrays stop growing: one item each above it
+# Caps on what a schema can ask for, so a hostile `minItems` or `minLength` costs no memory (nor validates).
+MAX_ITEMS = 100
+MAX_STRING_CHARS = 1000
+MAX_WORK = 5000  # values built and references followed per instance: past it, the rest is left empty
 
 # Property-name words that say what a string is; the first group that matches a word of the name wins.
 PLACE_WORDS = frozenset({"location", "city", "place", "town", "destination", "origin", "locality", "where"})
@@ -136,8 +140,12 @@ class _Builder:
         self.root = root
         self.hints = hints
         self.places_used = 0  # "from Rome to Berlin": the first place-like string gets Rome, the next Berlin
+        self.work = 0
 
     def value(self, schema: Any, name: str, depth: int, variant: int) -> Any:
+        self.work += 1
+        if self.work > MAX_WORK:
+            return None  # a schema that asks for too much (nested arrays of 100s, say): stop filling
         schema = self.resolve(schema, depth)
         if not isinstance(schema, dict):
             return self.string({}, name, variant)  # `true` or nothing: anything goes, a string will do
@@ -164,7 +172,8 @@ class _Builder:
     def resolve(self, schema: Any, depth: int) -> Any:
         """Follow `$ref`s, take the first non-null branch of `anyOf`/`oneOf`, merge `allOf` (sibling keys kept)."""
         for _ in range(MAX_DEPTH):
-            if not isinstance(schema, dict):
+            self.work += 1
+            if not isinstance(schema, dict) or depth > MAX_DEPTH or self.work > MAX_WORK:
                 return schema
             if isinstance(schema.get("$ref"), str):
                 target = self.pointer(schema["$ref"])
@@ -211,7 +220,8 @@ class _Builder:
         properties = schema.get("properties")
         properties = properties if isinstance(properties, dict) else {}
         extra = schema.get("additionalProperties")
-        required = [key for key in schema.get("required") or [] if isinstance(key, str)]
+        required = schema.get("required")
+        required = [key for key in required if isinstance(key, str)] if isinstance(required, list) else []
         result: dict[str, Any] = {}
         for key in required:
             sub = properties.get(key, extra if isinstance(extra, dict) else {})
@@ -237,6 +247,7 @@ class _Builder:
         count = max(low, len(prefix), 0 if depth >= MAX_FILLED_DEPTH else 1)
         if high is not None:
             count = max(min(count, high), low)
+        count = min(count, MAX_ITEMS)
         singular = name[:-3] + "y" if name.endswith("ies") else name.removesuffix("s")  # "cities": "city"
         values = []
         for index in range(count):
@@ -255,7 +266,7 @@ class _Builder:
         low = _int(schema.get("minLength")) or 0
         high = _int(schema.get("maxLength"))
         if len(text) < low:
-            text = text.ljust(low, "x")
+            text = text.ljust(min(low, MAX_STRING_CHARS), "x")
         if high is not None and len(text) > high:
             text = text[:high]
         return text
@@ -335,6 +346,13 @@ def _int(value: Any) -> int | None:
 
 def _number(schema: dict[str, Any], *, integer: bool, variant: int) -> int | float:
     """1 (or 1 + variant, or a multiple of `multipleOf`) moved inside the bounds if it is outside them."""
+    try:
+        return _bounded_number(schema, integer=integer, variant=variant)
+    except (OverflowError, ValueError):  # bounds beyond what a float holds: 1 is as good as any
+        return 1
+
+
+def _bounded_number(schema: dict[str, Any], *, integer: bool, variant: int) -> int | float:
     low, low_open = _bound(schema, "minimum", "exclusiveMinimum")
     high, high_open = _bound(schema, "maximum", "exclusiveMaximum")
     step = schema.get("multipleOf")

@@ -4,6 +4,7 @@ answer built on the tool result once a tool has answered."""
 
 import copy
 import json
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -777,6 +778,45 @@ def test_every_instance_validates_against_its_schema(schema: dict[str, Any]) -> 
     value = instance(copy.deepcopy(schema), HINTS)
     validate(value, schema)
     assert instance(schema, HINTS) == value  # deterministic
+
+
+HOSTILE: list[Any] = [
+    [],
+    "object",
+    {"type": 5, "properties": [1, 2], "required": "city"},
+    {"type": "object", "required": 3, "properties": {"a": None}},
+    {"type": "array", "minItems": 10**9, "items": True},
+    {"type": "string", "minLength": 10**9},
+    {"type": "number", "minimum": 1e308, "multipleOf": 1e-308},
+    {"enum": [], "anyOf": "x", "allOf": [None, 3], "oneOf": []},
+    {"$ref": "#"},
+    {"$ref": "#/nowhere/at/all"},
+    {"$ref": "https://example.com/schema.json"},
+    {"anyOf": [{"anyOf": [{"anyOf": [{"$ref": "#"}]}]}]},
+    {"type": "object", "properties": {"next": {"$ref": "#"}}, "required": ["next"]},
+    {"type": "array", "minItems": 100, "items": {"type": "array", "minItems": 100, "items": {"$ref": "#"}}},
+    {"allOf": [{"$ref": "#"}, {"anyOf": [{"$ref": "#"}, {"oneOf": [{"$ref": "#"}]}]}]},
+]
+
+
+@pytest.mark.parametrize("schema", HOSTILE, ids=[str(i) for i in range(len(HOSTILE))])
+def test_a_broken_or_hostile_schema_never_breaks_the_fake(schema: Any) -> None:
+    started = time.monotonic()
+    value = instance(schema, HINTS)
+    assert len(json.dumps(value)) < 100_000  # capped: no billion items, no gigabyte string
+    assert time.monotonic() - started < 1
+
+
+def test_a_tool_with_a_strange_schema_or_name_still_gets_an_answer(client: httpx.Client) -> None:
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": HOSTILE[4]}}]
+    body = {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": WEATHER_QUESTION}],
+        "tools": tools,
+    }
+    assert client.post("/v1/chat/completions", json=body).status_code == 200
+    body = {**body, "tool_choice": {"type": "function", "function": {"name": ["not", "a", "name"]}}}
+    assert client.post("/v1/chat/completions", json=body).status_code == 200
 
 
 def test_gemini_upper_case_types_give_the_same_instances() -> None:
