@@ -164,17 +164,11 @@ def compose_answer(prompt: Prompt, fault: Fault = NO_FAULT) -> Answer:
         "chunks": fault.chunks,
     }
     sentences = answer_sentences(prompt, fault)
-    hints = Hints(
-        places=places_in(prompt.last_user_text),
-        query=_excerpt(prompt.last_user_text, QUERY_CHARS, mark_cut=False),
-        answer=" ".join(sentences),
-    )
     tool = _chosen_tool(prompt)
     if tool is not None:
-        schema = (
-            prompt.tool_schemas.get(tool) if isinstance(tool, str) else None
-        )  # a forced name may be anything
-        arguments = tool_arguments(schema, hints, json_tool=tool == JSON_TOOL_NAME)
+        # A forced tool's name may be any JSON value: only a string names a schema.
+        schema = prompt.tool_schemas.get(tool) if isinstance(tool, str) else None
+        arguments = tool_arguments(schema, _hints(prompt, sentences), json_tool=tool == JSON_TOOL_NAME)
         arguments_json = orjson.dumps(arguments).decode()
         return Answer(
             text="",
@@ -188,7 +182,7 @@ def compose_answer(prompt: Prompt, fault: Fault = NO_FAULT) -> Answer:
     sentences = _padded(sentences, fault.chunks)
     room = None if prompt.max_tokens is None else prompt.max_tokens - reasoning
     if prompt.response_format is not None:
-        text, finish = _json_text(prompt.response_format, sentences, hints, room)
+        text, finish = _json_text(prompt.response_format, sentences, _hints(prompt, sentences), room)
     else:
         text, finish = _fit(sentences, room)
     return Answer(text=text, finish=finish, output_tokens=len(text.split()), **counts)
@@ -205,6 +199,15 @@ def answer_sentences(prompt: Prompt, fault: Fault = NO_FAULT) -> list[str]:
     if not question:
         return [first]
     return [first, f'You {"asked" if question.endswith("?") else "wrote"} "{question}".']
+
+
+def _hints(prompt: Prompt, sentences: list[str]) -> Hints:
+    """What schema strings are filled with; built only for a tool call or JSON (it costs microseconds)."""
+    return Hints(
+        places=places_in(prompt.last_user_text),
+        query=_excerpt(prompt.last_user_text, QUERY_CHARS, mark_cut=False),
+        answer=" ".join(sentences),
+    )
 
 
 def tool_arguments(schema: Any, hints: Hints, *, json_tool: bool = False) -> dict[str, Any]:
@@ -245,9 +248,11 @@ def _excerpt(text: str, limit: int, *, mark_cut: bool = True) -> str:
 
 def _padded(sentences: list[str], chunks: int | None) -> list[str]:
     """Enough whole sentences for a `chunks` rule to stream that many pieces of at least a word each."""
+    if not chunks:
+        return sentences
     words = sum(len(s.split()) for s in sentences)
     padded = list(sentences)
-    while chunks and words < chunks:
+    while words < chunks:
         filler = FILLER[(len(padded) - len(sentences)) % len(FILLER)]
         padded.append(filler)
         words += len(filler.split())
