@@ -1,8 +1,15 @@
 """Anthropic Messages wire format: content blocks, named stream events, 529 overload errors."""
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from providers.fake_upstream.answers import TOOL_ARGUMENTS, Answer, Prompt, content_text
+from providers.fake_upstream.answers import (
+    Answer,
+    Prompt,
+    ResponseFormat,
+    ToolResult,
+    content_text,
+    last_text,
+)
 from providers.fake_upstream.rules import Fault
 from providers.fake_upstream.wire import (
     Headers,
@@ -50,9 +57,12 @@ class AnthropicFormat(WireFormat):
             if message.get("role") not in ROLES:
                 raise WireError(f"messages.{index}.role: Input should be 'user' or 'assistant'")
         system = content_text(body.get("system"))
-        tool_names = [
-            tool["name"] for tool in body.get("tools") or [] if isinstance(tool, dict) and "name" in tool
+        tools = [
+            tool
+            for tool in body.get("tools") or []
+            if isinstance(tool, dict) and isinstance(tool.get("name"), str)
         ]
+        tool_names = [tool["name"] for tool in tools]
         choice = body.get("tool_choice")
         choice_type = choice.get("type") if isinstance(choice, dict) else None
         forced: str | None = None
@@ -64,9 +74,12 @@ class AnthropicFormat(WireFormat):
         return Prompt(
             model=model,
             message_texts=[system] * bool(system) + [content_text(m.get("content")) for m in messages],
-            last_user_text=user_texts[-1] if user_texts else "",
+            last_user_text=last_text(user_texts),
             last_is_user=messages[-1]["role"] == "user" and bool(user_texts[-1]),
             tool_names=tool_names,
+            tool_schemas={tool["name"]: tool.get("input_schema") for tool in tools},
+            response_format=_response_format(body),
+            tool_results=_tool_results(messages),
             forced_tool=forced,
             tools_disabled=choice_type == "none",
             max_tokens=max_tokens,
@@ -88,7 +101,7 @@ class AnthropicFormat(WireFormat):
 
     def response(self, answer: Answer, prompt: Prompt) -> tuple[JsonObject, Headers]:
         if answer.is_tool_call:
-            content = [self._tool_block(answer) | {"input": TOOL_ARGUMENTS}]
+            content = [self._tool_block(answer) | {"input": answer.tool_arguments}]
         else:
             content = [{"type": "text", "text": answer.text}] if answer.text else []
         payload = self._message(answer, content) | {
@@ -163,3 +176,33 @@ class AnthropicFormat(WireFormat):
     @staticmethod
     def _headers() -> Headers:
         return [(b"request-id", new_id("req_011C", 20).encode())]
+
+
+def _response_format(body: JsonObject) -> ResponseFormat | None:
+    """Structured outputs: `output_config.format` (or the beta's `output_format`) of type json_schema."""
+    config = body.get("output_config")
+    spec: Any = config.get("format") if isinstance(config, dict) else None
+    if spec is None:
+        spec = body.get("output_format")
+    if isinstance(spec, dict) and spec.get("type") == "json_schema":
+        return ResponseFormat("json_schema", spec.get("schema"))
+    return None
+
+
+def _tool_results(messages: list[JsonObject]) -> list[ToolResult]:
+    """The tool_result blocks of the last message, named after the tool_use blocks they answer."""
+    last = messages[-1]
+    if last["role"] != "user" or not isinstance(last.get("content"), list):
+        return []
+    names = {
+        str(block.get("id")): str(block.get("name") or "")
+        for message in messages
+        if message["role"] == "assistant" and isinstance(message.get("content"), list)
+        for block in message["content"]
+        if isinstance(block, dict) and block.get("type") == "tool_use"
+    }
+    return [
+        ToolResult(names.get(str(block.get("tool_use_id")), ""), content_text(block.get("content")))
+        for block in last["content"]
+        if isinstance(block, dict) and block.get("type") == "tool_result"
+    ]

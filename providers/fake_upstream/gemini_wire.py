@@ -1,8 +1,16 @@
 """Google Gemini generateContent wire format: candidates, usageMetadata, CRLF SSE, google.rpc errors."""
 
+import json
 from typing import Any, ClassVar
 
-from providers.fake_upstream.answers import TOOL_ARGUMENTS, Answer, Prompt, content_text
+from providers.fake_upstream.answers import (
+    Answer,
+    Prompt,
+    ResponseFormat,
+    ToolResult,
+    content_text,
+    last_text,
+)
 from providers.fake_upstream.rules import Fault
 from providers.fake_upstream.wire import (
     Headers,
@@ -48,13 +56,14 @@ class GeminiFormat(WireFormat):
             raise WireError("Invalid value at 'generation_config'")
         system = body.get("systemInstruction")
         system_text = content_text(system.get("parts")) if isinstance(system, dict) else ""
-        tool_names = [
-            declaration["name"]
+        declarations = [
+            declaration
             for tool in body.get("tools") or []
             if isinstance(tool, dict)
             for declaration in tool.get("functionDeclarations") or []
-            if isinstance(declaration, dict) and "name" in declaration
+            if isinstance(declaration, dict) and isinstance(declaration.get("name"), str)
         ]
+        tool_names = [declaration["name"] for declaration in declarations]
         calling = ((body.get("toolConfig") or {}).get("functionCallingConfig")) or {}
         mode = calling.get("mode", "AUTO")
         forced: str | None = None
@@ -67,9 +76,14 @@ class GeminiFormat(WireFormat):
             model=path_model or "",
             message_texts=[system_text] * bool(system_text)
             + [content_text(t.get("parts")) for t in contents],
-            last_user_text=user_texts[-1] if user_texts else "",
+            last_user_text=last_text(user_texts),
             last_is_user=contents[-1].get("role", "user") == "user" and bool(user_texts[-1]),
             tool_names=tool_names,
+            tool_schemas={
+                d["name"]: d.get("parametersJsonSchema", d.get("parameters")) for d in declarations
+            },
+            response_format=_response_format(config),
+            tool_results=_tool_results(contents[-1]),
             forced_tool=forced,
             tools_disabled=mode == "NONE",
             max_tokens=optional_int(config, "maxOutputTokens"),
@@ -89,7 +103,9 @@ class GeminiFormat(WireFormat):
 
     def response(self, answer: Answer, prompt: Prompt) -> tuple[JsonObject, Headers]:
         if answer.is_tool_call:
-            parts: list[JsonObject] = [{"functionCall": {"name": answer.tool_name, "args": TOOL_ARGUMENTS}}]
+            parts: list[JsonObject] = [
+                {"functionCall": {"name": answer.tool_name, "args": answer.tool_arguments}}
+            ]
         else:
             parts = [{"text": answer.text}] if answer.text else []
         payload = self._chunk(answer, new_id(length=22), parts, answer.finish, answer.output_tokens)
@@ -99,7 +115,7 @@ class GeminiFormat(WireFormat):
         response_id = new_id(length=22)
         if answer.is_tool_call:
             # Gemini sends a function call whole, in one chunk.
-            call = {"functionCall": {"name": answer.tool_name, "args": TOOL_ARGUMENTS}}
+            call = {"functionCall": {"name": answer.tool_name, "args": answer.tool_arguments}}
             return StreamPlan(
                 content=[self._frame(self._chunk(answer, response_id, [call], "tool", answer.output_tokens))]
             )
@@ -180,3 +196,29 @@ class GeminiFormat(WireFormat):
     @staticmethod
     def _frame(payload: JsonObject) -> bytes:
         return sse_data(payload, newline=b"\r\n")
+
+
+def _response_format(config: JsonObject) -> ResponseFormat | None:
+    """`responseMimeType: application/json`, with `responseJsonSchema` or `responseSchema` if one is given."""
+    if config.get("responseMimeType") != "application/json":
+        return None
+    schema = config.get("responseJsonSchema", config.get("responseSchema"))
+    return (
+        ResponseFormat("json_schema", schema) if isinstance(schema, dict) else ResponseFormat("json_object")
+    )
+
+
+def _tool_results(turn: JsonObject) -> list[ToolResult]:
+    """The functionResponse parts of the last turn; a lone text field of the response is the result's text."""
+    results = []
+    for part in turn.get("parts") or []:
+        response = part.get("functionResponse") if isinstance(part, dict) else None
+        if not isinstance(response, dict):
+            continue
+        value = response.get("response")
+        if isinstance(value, dict) and len(value) == 1 and isinstance(next(iter(value.values())), str):
+            text = next(iter(value.values()))
+        else:
+            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        results.append(ToolResult(str(response.get("name") or ""), text))
+    return results

@@ -3,7 +3,14 @@
 import uuid
 from typing import Any, ClassVar
 
-from providers.fake_upstream.answers import TOOL_ARGUMENTS_JSON, Answer, Prompt, content_text
+from providers.fake_upstream.answers import (
+    Answer,
+    Prompt,
+    ResponseFormat,
+    ToolResult,
+    content_text,
+    last_text,
+)
 from providers.fake_upstream.rules import Fault
 from providers.fake_upstream.wire import (
     Headers,
@@ -48,11 +55,14 @@ class OpenAIFormat(WireFormat):
     def parse(self, body: JsonObject, path_model: str | None) -> Prompt:
         model = require_model(body)
         messages = require_list(body, "messages")
-        tool_names = [
-            tool["function"]["name"]
+        functions = [
+            tool["function"]
             for tool in body.get("tools") or []
-            if isinstance(tool, dict) and isinstance(tool.get("function"), dict)
+            if isinstance(tool, dict)
+            and isinstance(tool.get("function"), dict)
+            and isinstance(tool["function"].get("name"), str)
         ]
+        tool_names = [function["name"] for function in functions]
         choice = body.get("tool_choice")
         forced: str | None = None
         if choice == "required" and tool_names:
@@ -70,9 +80,12 @@ class OpenAIFormat(WireFormat):
         return Prompt(
             model=model,
             message_texts=[content_text(m.get("content")) for m in messages],
-            last_user_text=user_texts[-1] if user_texts else "",
+            last_user_text=last_text(user_texts),
             last_is_user=messages[-1].get("role") == "user",
             tool_names=tool_names,
+            tool_schemas={function["name"]: function.get("parameters") for function in functions},
+            response_format=response_format(body.get("response_format")),
+            tool_results=_tool_results(messages),
             forced_tool=forced,
             tools_disabled=choice == "none",
             max_tokens=max_tokens,
@@ -104,7 +117,7 @@ class OpenAIFormat(WireFormat):
         message: JsonObject = {"role": "assistant", "content": answer.text, **self.message_extras}
         if answer.is_tool_call:
             message["content"] = None
-            message["tool_calls"] = [self._tool_call(answer, TOOL_ARGUMENTS_JSON)]
+            message["tool_calls"] = [self._tool_call(answer, answer.arguments_json)]
         payload = {
             "id": self.new_response_id(),
             "object": "chat.completion",
@@ -177,6 +190,34 @@ class OpenAIFormat(WireFormat):
             "type": "function",
             "function": {"name": answer.tool_name, "arguments": arguments},
         }
+
+
+def response_format(spec: Any) -> ResponseFormat | None:
+    """Chat Completions' `response_format`, or the Responses API's `text.format` (the schema one level up)."""
+    if not isinstance(spec, dict) or spec.get("type") not in ("json_object", "json_schema"):
+        return None
+    if spec["type"] == "json_object":
+        return ResponseFormat("json_object")
+    inner = spec.get("json_schema")
+    return ResponseFormat("json_schema", (inner if isinstance(inner, dict) else spec).get("schema"))
+
+
+def _tool_results(messages: list[JsonObject]) -> list[ToolResult]:
+    """The results of the trailing "tool" (or legacy "function") messages, named after their calls."""
+    names = {
+        str(call.get("id")): str(call["function"].get("name") or "")
+        for message in messages
+        if message.get("role") == "assistant" and isinstance(message.get("tool_calls"), list)
+        for call in message["tool_calls"]
+        if isinstance(call, dict) and isinstance(call.get("function"), dict)
+    }
+    results: list[ToolResult] = []
+    for message in reversed(messages):
+        if message.get("role") not in ("tool", "function"):
+            break
+        name = message.get("name") or names.get(str(message.get("tool_call_id")), "")
+        results.append(ToolResult(str(name), content_text(message.get("content"))))
+    return results[::-1]
 
 
 class DeepSeekFormat(OpenAIFormat):

@@ -6,8 +6,8 @@ import string
 from dataclasses import dataclass, field
 from typing import Any
 
-from providers.fake_upstream.answers import TOOL_ARGUMENTS_JSON, Answer, Prompt, content_text
-from providers.fake_upstream.openai_wire import OpenAIFormat
+from providers.fake_upstream.answers import Answer, Prompt, ToolResult, content_text, last_text
+from providers.fake_upstream.openai_wire import OpenAIFormat, response_format
 from providers.fake_upstream.wire import (
     Headers,
     JsonObject,
@@ -58,9 +58,8 @@ class ResponsesFormat(OpenAIFormat):
         tools = body.get("tools") or []
         if not isinstance(tools, list) or not all(isinstance(tool, dict) for tool in tools):
             raise WireError("Invalid type for 'tools': expected an array of objects.", param="tools")
-        tool_names = [
-            str(tool["name"]) for tool in tools if tool.get("type") == "function" and tool.get("name")
-        ]
+        functions = [tool for tool in tools if tool.get("type") == "function" and tool.get("name")]
+        tool_names = [str(tool["name"]) for tool in functions]
         choice = body.get("tool_choice", "auto")
         forced: str | None = None
         if choice == "required" and tool_names:
@@ -89,9 +88,12 @@ class ResponsesFormat(OpenAIFormat):
         return ResponsesPrompt(
             model=model,
             message_texts=texts,
-            last_user_text=user_texts[-1] if user_texts else "",
+            last_user_text=last_text(user_texts),
             last_is_user=last.get("type", "message") == "message" and last.get("role") == "user",
             tool_names=tool_names,
+            tool_schemas={str(tool["name"]): tool.get("parameters") for tool in functions},
+            response_format=response_format(_object(body, "text").get("format")),
+            tool_results=_tool_results(items),
             forced_tool=forced,
             tools_disabled=choice == "none",
             max_tokens=max_tokens,
@@ -142,7 +144,7 @@ class ResponsesFormat(OpenAIFormat):
                     "response.function_call_arguments.done",
                     **at,
                     name=answer.tool_name,
-                    arguments=TOOL_ARGUMENTS_JSON,
+                    arguments=answer.arguments_json,
                 ),
                 event("response.output_item.done", output_index=index, item=_call_item(answer, ids)),
             ]
@@ -206,6 +208,21 @@ def _input_items(value: Any) -> list[JsonObject]:
                 param=f"input[{index}].role",
             )
     return value
+
+
+def _tool_results(items: list[JsonObject]) -> list[ToolResult]:
+    """The trailing function_call_output items, named after the function_call items they answer."""
+    names = {
+        str(item.get("call_id")): str(item.get("name") or "")
+        for item in items
+        if item.get("type") == "function_call"
+    }
+    results: list[ToolResult] = []
+    for item in reversed(items):
+        if item.get("type") != "function_call_output":
+            break
+        results.append(ToolResult(names.get(str(item.get("call_id")), ""), content_text(item.get("output"))))
+    return results[::-1]
 
 
 def _echo(
@@ -273,7 +290,7 @@ def _call_item(answer: Answer, ids: _Ids, arguments: str | None = None) -> JsonO
         "id": ids.function_call,
         "type": "function_call",
         "status": "in_progress" if arguments is not None else "completed",
-        "arguments": TOOL_ARGUMENTS_JSON if arguments is None else arguments,
+        "arguments": answer.arguments_json if arguments is None else arguments,
         "call_id": ids.call,
         "name": answer.tool_name,
     }

@@ -14,7 +14,8 @@ from providers.adapters.openai import OpenAIAdapter
 from providers.fake_upstream import FakeUpstreamProcess
 
 QUESTION = "Hello there, how are you doing today, my dear friend?"
-EXPECTED_TEXT = f"This is a fake answer from {{model}} to: {' '.join(QUESTION[:40].split())}"
+# Whole sentences: the model, then the question quoted back (#18: it used to end mid-sentence, at 40 characters).
+EXPECTED_TEXT = f'This is a fake answer from {{model}}. You asked "{QUESTION}".'
 WEATHER_TOOL: dict[str, Any] = {
     "type": "function",
     "name": "get_weather",

@@ -96,7 +96,8 @@ def prompt_tokens(*texts: str) -> int:
     return math.ceil(sum(len(t) for t in texts) / 4) + 3 * len(texts)
 
 
-EXPECTED_TEXT = f"This is a fake answer from {{model}} to: {' '.join(QUESTION[:40].split())}"
+# Whole sentences: the model, then the question quoted back (#18: it used to end mid-sentence, at 40 characters).
+EXPECTED_TEXT = f'This is a fake answer from {{model}}. You asked "{QUESTION}".'
 
 
 def test_health_answers_ok(client: httpx.Client) -> None:

@@ -227,3 +227,27 @@ def test_the_response_cache_works_under_make_run_in_local_memory(site, gateway, 
     assert (first.headers["X-Router-Cache"], second.headers["X-Router-Cache"]) == ("miss", "hit")
     assert second.json()["content"] == first.json()["content"]
     assert second.json()["usage"]["total_cost_usd"] == 0
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-sonnet-4.5"])
+def test_an_agents_sdk_loop_with_a_tool_completes_against_the_demo(site, gateway, model):
+    """#18's check: in demo mode an Agents SDK loop calls a tool whose schema requires `city`, and ends on
+    a final answer built from the tool's result."""
+    from agents import Agent, Runner, function_tool, set_default_openai_client, set_tracing_disabled
+
+    key = site.manage("create_api_key", f"agent-{model}").strip().splitlines()[-1]
+    calls: list[str] = []
+
+    @function_tool
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        calls.append(city)
+        return f"Sunny and 21 C in {city}"
+
+    set_tracing_disabled(True)
+    client = openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0, timeout=30)
+    set_default_openai_client(client, use_for_tracing=False)
+    agent = Agent(name="Weather", instructions="Answer weather questions.", tools=[get_weather], model=model)
+    result = Runner.run_sync(agent, "What's the weather like in Lisbon today?", max_turns=4)
+    assert calls == ["Lisbon"]
+    assert "Sunny and 21 C in Lisbon" in result.final_output
