@@ -251,3 +251,24 @@ def test_an_agents_sdk_loop_with_a_tool_completes_against_the_demo(site, gateway
     result = Runner.run_sync(agent, "What's the weather like in Lisbon today?", max_turns=4)
     assert calls == ["Lisbon"]
     assert "Sunny and 21 C in Lisbon" in result.final_output
+
+
+def test_embeddings_work_under_make_run_logged_charged_and_cached(site, gateway):
+    """#16's check on the embedded default: the openai SDK's embeddings.create (base64 by default) and a
+    float request, one row each with its cost, and the same inputs again a free hit, seen by analytics."""
+    key = site.manage("create_api_key", "embedder").strip().splitlines()[-1]
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0, timeout=30)
+    first = client.embeddings.create(model="text-embedding-3-small", input=["make run", "embeds too"])
+    assert [len(item.embedding) for item in first.data] == [1536, 1536] and first.usage.prompt_tokens > 0
+    raw = client.embeddings.with_raw_response.create(
+        model="text-embedding-3-small", input=["make run", "embeds too"], encoding_format="float"
+    )
+    again = raw.parse()
+    assert raw.headers["X-Router-Cache"] == "hit"
+    assert [item.embedding for item in again.data] == [item.embedding for item in first.data]
+    api = httpx.Client(base_url=gateway.url + "/v1", headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    listed = api.get("/analytics/requests", params={"door": "embeddings"}).json()["requests"]
+    api.close()
+    assert len(listed) == 2
+    costs = sorted(Decimal(str(r["total_cost_usd"])) for r in listed)
+    assert costs[0] == 0 and costs[1] > 0  # the hit is free, the call is charged
