@@ -64,20 +64,49 @@ async def run_orm(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         raise
 
 
-async def _until_circuit_opens(awaitable: Awaitable[T], abandon: Callable[[], None]) -> T:
+async def _until_circuit_opens(
+    awaitable: Awaitable[T],
+    abandon: Callable[[], None],
+    release: Callable[[T], Awaitable[None]] | None = None,
+) -> T:
     """The awaitable's result, or DatabaseCircuitOpen as soon as the database circuit opens meanwhile (a pool
-    whose reconnects are refused would otherwise keep every waiting request for its whole timeout)."""
+    whose reconnects are refused would otherwise keep every waiting request for its whole timeout).
+
+    Given up (the circuit opened, or the caller was cancelled), the work is cancelled; what it still obtains
+    (a pooled connection) goes back through `release`."""
     task = asyncio.ensure_future(awaitable)
     opening = database_circuit.opening()
     try:
         await asyncio.wait((task, opening), return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        _give_up(task, abandon, release)
+        raise
     finally:
         opening.cancel()
     if task.done():
         return task.result()
-    abandon()
-    task.cancel()
+    _give_up(task, abandon, release)
     raise DatabaseCircuitOpen("The database became unreachable")
+
+
+def _give_up(
+    task: asyncio.Future[T], abandon: Callable[[], None], release: Callable[[T], Awaitable[None]] | None
+) -> None:
+    abandon()
+
+    def handed_back(done: asyncio.Future[T]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            return
+        if release is not None:
+            keep_task = asyncio.ensure_future(release(done.result()))
+            _releasing.add(keep_task)
+            keep_task.add_done_callback(_releasing.discard)
+
+    task.add_done_callback(handed_back)
+    task.cancel()
+
+
+_releasing: set[asyncio.Future[None]] = set()
 
 
 PROBE_CONNECT_TIMEOUT_S = 2  # libpq's shortest
@@ -228,7 +257,7 @@ async def run_script(statements: list[tuple[str, Any]]) -> list[tuple[Any, ...]]
     assert pool is not None, "run_script needs PostgreSQL"
     await database_admit()
     try:
-        conn = await _until_circuit_opens(pool.getconn(), lambda: None)
+        conn = await _until_circuit_opens(pool.getconn(), lambda: None, pool.putconn)
         try:
             cursor = AsyncClientCursor(conn)
             await cursor.execute(";\n".join(cursor.mogrify(sql, params) for sql, params in statements))
