@@ -22,6 +22,12 @@ services:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || (pg_ctlcluster --skip-systemctl-redirect $(PG_VERSION) main start && sleep 2)
 	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
 	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && exit 0; sleep 1; done; echo "PostgreSQL or Redis did not come up" >&2; exit 1
+	@# The suite's live gateways and workers each hold small pools; the default 100 connections run out when test
+	@# runs share the server. A local cluster below 400 is raised once (it persists in its own configuration).
+	@test "$$(psql -h 127.0.0.1 -U postgres -tAc 'SHOW max_connections' 2>/dev/null || echo 400)" -ge 400 || \
+	  (psql -h 127.0.0.1 -U postgres -qc "ALTER SYSTEM SET max_connections = 400" && \
+	   pg_ctlcluster --skip-systemctl-redirect $(PG_VERSION) main restart && \
+	   for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; exit 1)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
