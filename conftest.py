@@ -15,7 +15,14 @@ from accounts.tests.factories import UserFactory
 
 @pytest.fixture(autouse=True)
 def _fresh_state():
-    """Each test starts with an empty cache and no remembered keys."""
+    """Each test starts with an empty cache, no remembered keys and this process's circuits closed (a Redis
+    timeout under load in one test must not refuse the next tests' Redis calls for the circuit's seconds)."""
+    from config.circuit import database_circuit
+    from config.redis_clients import redis_circuit
+    from routing.services.dispatch import broker_circuit
+
+    for circuit in (redis_circuit, database_circuit, broker_circuit):
+        circuit.reset()
     forget_cached_keys()
     with contextlib.suppress(Exception):  # a test that stopped Redis must not break the next one's set-up
         cache.clear()
