@@ -8,6 +8,7 @@ import threading
 from collections.abc import Coroutine
 from types import TracebackType
 from typing import Any, Self, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from providers.fake_upstream import free_port
 
@@ -133,3 +134,11 @@ class TcpProxy:
         finally:
             with contextlib.suppress(OSError, RuntimeError):
                 writer.transport.abort()
+
+
+def url_via(url: str, port: int) -> str:
+    """The URL with its host and port replaced by a proxy's on 127.0.0.1."""
+    parts = urlsplit(url)
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@127.0.0.1:{port}" if userinfo else f"127.0.0.1:{port}"
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -16,20 +16,13 @@ from redis import Redis
 from config.circuit import Circuit
 from routing.models import BatchItem, BatchJob, GatewayRequest
 from routing.tests.live import LiveGateway, live_database_url
-from routing.tests.proxy import TcpProxy
+from routing.tests.proxy import TcpProxy, url_via
 
 HELLO = [{"role": "user", "content": "What is the capital of France?"}]
 BODY: dict[str, Any] = {"model": "gpt-4o-mini", "messages": HELLO}
 REDIS_TARGET = ("127.0.0.1", 6379)
 REDIS_DB = 7  # its own: 9 is test_provider_faults', 8 test_bad_key_slowdown's, 15 the suite's
 BROKER_DB = 6
-
-
-def _via(url: str, port: int) -> str:
-    parts = urlsplit(url)
-    userinfo = parts.netloc.rpartition("@")[0]
-    netloc = f"{userinfo}@127.0.0.1:{port}" if userinfo else f"127.0.0.1:{port}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _timed(call: Any) -> tuple[httpx.Response, float]:
@@ -84,7 +77,7 @@ def pg_proxy(django_db_setup, django_db_blocker) -> Iterator[tuple[TcpProxy, str
         url = live_database_url()
     parts = urlsplit(url)
     with TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy:
-        yield proxy, _via(url, proxy.port)
+        yield proxy, url_via(url, proxy.port)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -20,7 +20,7 @@ from budgets.models import Budget, Reservation
 from budgets.services import budget_limit_set
 from routing.models import GatewayRequest
 from routing.tests.live import LiveGateway, live_database_url
-from routing.tests.proxy import TcpProxy
+from routing.tests.proxy import TcpProxy, url_via
 
 pytestmark = pytest.mark.e2e
 HELLO = [{"role": "user", "content": "What is the capital of France?"}]
@@ -41,14 +41,6 @@ GATEWAY_ENV = {
     "DB_POOL_MAX": "4",
     "DB_ASYNC_POOL_MAX": "4",
 }
-
-
-def _via(url: str, port: int) -> str:
-    """The URL with its host and port replaced by the proxy's."""
-    parts = urlsplit(url)
-    userinfo = parts.netloc.rpartition("@")[0]
-    netloc = f"{userinfo}@127.0.0.1:{port}" if userinfo else f"127.0.0.1:{port}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _post(gateway: LiveGateway, key: str, body: dict[str, Any] = BODY, timeout: float = 30) -> httpx.Response:
@@ -92,7 +84,7 @@ def pg_proxy(django_db_setup, django_db_blocker) -> Iterator[tuple[TcpProxy, str
         url = live_database_url()
     parts = urlsplit(url)
     with TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy:
-        yield proxy, _via(url, proxy.port)
+        yield proxy, url_via(url, proxy.port)
 
 
 @pytest.fixture(scope="module")
