@@ -35,6 +35,12 @@ class LimitField(forms.DecimalField):
         kwargs.setdefault("label", "Limit (USD)")
         super().__init__(required=False, min_value=Decimal(0), max_digits=20, decimal_places=10, **kwargs)
 
+    def prepare_value(self, value: Any) -> Any:
+        """A stored limit as a person typed it: 25, not the column's 25.0000000000."""
+        if isinstance(value, Decimal) and value.is_finite():
+            return format(value.normalize(), "f")
+        return super().prepare_value(value)
+
 
 class BudgetWindowForm(forms.Form):
     """One's own limit on one of one's windows: one's user's ("user") or a personal key's ("key:<id>").

@@ -69,7 +69,7 @@ from analytics.selectors import (
     user_choices,
     user_has_teams,
 )
-from analytics.templatetags.dashboard_format import usd
+from analytics.templatetags.dashboard_format import usd_exact
 from analytics.visibility import rows_of_user, rows_visible_to
 from budgets.services import budget_window_set, team_webhook_set, team_window_set
 from config.api_errors import ApiError
@@ -313,7 +313,7 @@ def budget(request: HttpRequest) -> HttpResponse:
         else:
             whose = f"Key “{dict(keys)[key_id]}”: its" if key_id else "Your"
             notice = f"{whose} {data['period']} limit is " + (
-                "removed." if limit is None else f"now {usd(limit)}."
+                "removed." if limit is None else f"now {usd_exact(limit)}."
             )
             if not _partial(request):
                 messages.success(request, notice)
@@ -408,7 +408,7 @@ def key_limit(request: HttpRequest, key_id: int) -> HttpResponse:
         except ApiError as error:
             form.add_error("limit_usd", error.message)
         else:
-            done = "removed" if limit is None else f"now {usd(limit)}"
+            done = "removed" if limit is None else f"now {usd_exact(limit)}"
             return _keys_done(request, f"Key “{key.name}”: its {data['period']} limit is {done}.")
     return _keys_render(request, limit_form=(key.pk, form))
 

@@ -56,12 +56,19 @@ def prepare(rows: int) -> None:
     subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"CREATE DATABASE {name}"], check=False,
                    capture_output=True)  # fmt: skip
     manage("migrate", "--noinput", "-v", "0")
-    manage("seed_catalog")
+    manage(
+        "shell",
+        "-c",
+        "from providers.services import catalog_import_bundled, catalog_seed; catalog_seed(); catalog_import_bundled()",
+    )
     script = (
         "from accounts.models import User\n"
         "from routing.models import GatewayRequest\n"
         f"user, _ = User.objects.get_or_create(username={USERNAME!r})\n"
-        f"user.set_password({PASSWORD!r}); user.save()\n"
+        f"user.set_password({PASSWORD!r}); user.is_staff = True; user.save()\n"
+        "from decimal import Decimal\n"
+        "from budgets.services import budget_window_set\n"
+        "budget_window_set(user_id=user.pk, api_key_id=None, scope='user', period='monthly', limit_usd=Decimal(25))\n"
         "print(GatewayRequest.objects.filter(user=user).count())\n"
     )
     have = subprocess.run(
@@ -121,6 +128,7 @@ def shoot(url: str) -> list[Path]:
                 ("compare", "/dashboard/compare/"),
                 ("budget", "/dashboard/budget/"),
                 ("keys", "/dashboard/keys/"),
+                ("teams", "/dashboard/teams/"),
             ]
             for name, path in pages:
                 page.goto(path)

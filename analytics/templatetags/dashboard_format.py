@@ -28,9 +28,20 @@ def _grouped(value: Decimal, places: int) -> str:
 
 @register.filter
 def usd(value: Any) -> str:
-    """The one money format of every page: two decimals from a dollar up ($1.00, $1,234.50); below, the exact
-    amount with at least two decimals and up to ten, never rounded to fewer digits than it has ($0.60, $0.075,
-    $0.0000077), so a price of $0.075 is never shown as $0.08 and small costs never read as $0.00."""
+    """The money format of every summed or averaged amount (totals, averages, spend, savings): two decimals from a
+    dollar up ($1.00, $1,234.50); below, four significant digits at most and at least two decimals ($0.60, $0.075,
+    $0.008273, $0.0000077), so a small cost never reads as $0.00 and an average is not ten digits long."""
+    return _money(value, exact=False)
+
+
+@register.filter
+def usd_exact(value: Any) -> str:
+    """One record's own amount (a request's cost and its parts, a catalog price): the same shape as `usd`, never
+    rounded ($0.075 stays $0.075, $0.0082726091 stays so, a price of $15.625 per 1M stays $15.625)."""
+    return _money(value, exact=True)
+
+
+def _money(value: Any, *, exact: bool) -> str:
     amount = _decimal(value)
     if amount is None:
         return DASH
@@ -38,13 +49,18 @@ def usd(value: Any) -> str:
         return "$0.00"
     sign = "-" if amount < 0 else ""
     amount = abs(amount)
-    if amount >= 1:
+    if amount >= 1 and not exact:
         return f"{sign}${_grouped(amount, 2)}"
-    text = _grouped(amount, 10).rstrip("0")
+    if not exact:  # four significant digits: the exponent of the leading digit says how many decimals that is
+        places = min(max(3 - amount.adjusted(), 2), 10)
+    else:
+        places = min(max(-amount.normalize().as_tuple().exponent, 2), 10)  # type: ignore[operator]
+    text = _grouped(amount, places)
     whole, _, decimals = text.partition(".")
-    if not decimals.strip("0"):  # below a ten-billionth: the smallest step shown
+    decimals = decimals.rstrip("0").ljust(2, "0")
+    if whole == "0" and not decimals.strip("0"):  # below a ten-billionth: the smallest step shown
         return f"{sign}$0.0000000001"
-    return f"{sign}${whole}.{decimals.ljust(2, '0')}"
+    return f"{sign}${whole}.{decimals}"
 
 
 @register.filter

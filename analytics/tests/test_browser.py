@@ -5,80 +5,17 @@ Skipped, with the reason, where Chromium or Playwright is missing (make test ins
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
 
+from analytics.tests.browser import BROWSER_MARKS, fits, log_in
 from analytics.tests.factories import AttemptFactory, GatewayRequestFactory
 
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-PASSWORD = "pw-for-tests"  # accounts.tests.factories.UserFactory
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium (apt-get install chromium)"
-    ),
-    pytest.mark.skipif(importlib.util.find_spec("playwright") is None, reason="needs the playwright package"),
-]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _async_unsafe_allowed() -> Iterator[None]:
-    """The ORM calls in these tests share a thread with Playwright's event loop; only for this module."""
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    yield
-    if previous is None:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser, live_server):
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=live_server.url)
-    context.set_default_timeout(30_000)
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda error: errors.append(str(error)))
-    yield tab
-    context.close()
-    assert errors == [], f"JavaScript errors on the page: {errors}"
-
-
-def log_in(page, username: str) -> None:
-    page.goto("/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r".*/dashboard/$"))
+pytestmark = BROWSER_MARKS
 
 
 def _traffic(user) -> list:
@@ -185,8 +122,9 @@ def test_set_a_budget(page, alice):
     page.click("text=Save limit")
     page.wait_for_selector("text=Your monthly limit is now $25.")
     assert page.inner_text("[data-testid=own-limit]") == "$25.00"
+    assert page.input_value("#id_limit_usd") == "25"  # as typed; it read 25.0000000000 after saving
     page.wait_for_function("() => Chart.getChart(document.getElementById('chart-budget'))")
-    assert _fits(page, "#budget-windows")
+    assert fits(page, "#budget-windows")
 
     from budgets.models import Budget
 
@@ -228,15 +166,6 @@ def test_run_a_comparison_to_completion(page, alice, compare_backend):
     assert "/dashboard/compare/cmp_" in page.url
 
 
-def _fits(page, selector: str) -> bool:
-    """The table's scroll box shows every column without scrolling sideways."""
-    return page.evaluate(
-        "(s) => { const box = document.querySelector(s).closest('.table-wrap');"
-        " return box.scrollWidth <= box.clientWidth + 1; }",
-        selector,
-    )
-
-
 def test_keys_page_shows_a_keys_spend_windows_and_limits_and_sets_a_daily_limit(page, alice):
     from accounts.services import api_key_issue, team_create
 
@@ -253,7 +182,7 @@ def test_keys_page_shows_a_keys_spend_windows_and_limits_and_sets_a_daily_limit(
     row.locator("text=Save").first.click()
     page.wait_for_selector("text=its daily limit is now $5.")
     assert "daily: $0.00 of $5.00" in page.locator(f"tr[data-key-id='{key.pk}']").inner_text()
-    assert _fits(page, "#keys-table")
+    assert fits(page, "#keys-table")
 
 
 def test_staff_set_a_team_window_and_a_member_sees_and_dismisses_its_alert(page, admin_user, alice):
@@ -288,4 +217,4 @@ def test_staff_set_a_team_window_and_a_member_sees_and_dismisses_its_alert(page,
     assert page.locator(".banner").count() == 0
     page.goto(f"/dashboard/teams/{team.pk}/")
     for table in ("#team-by-model table", "#team-members table", "#team-keys table"):
-        assert _fits(page, table), table
+        assert fits(page, table), table

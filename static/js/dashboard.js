@@ -87,6 +87,17 @@
     }
   };
 
+  /* Below this width an axis title has no room beside its ticks (it was drawn over them on a phone); the card's
+     heading and the legend already say what each axis is. */
+  var AXIS_TITLE_MIN_WIDTH = 480;
+
+  function showAxisTitles(options, width) {
+    Object.keys(options.scales || {}).forEach(function (id) {
+      var title = options.scales[id].title;
+      if (title && title.text) title.display = width >= AXIS_TITLE_MIN_WIDTH;
+    });
+  }
+
   function drawCharts(root) {
     if (typeof window.Chart === "undefined") return;
     (root || document).querySelectorAll("canvas[data-chart]").forEach(function (canvas) {
@@ -98,6 +109,8 @@
       var config = build(data);
       config.type = config.type || "bar";
       config.options = Object.assign({ responsive: true, maintainAspectRatio: false, animation: false }, config.options);
+      showAxisTitles(config.options, canvas.parentElement.clientWidth);
+      config.options.onResize = function (chart, size) { showAxisTitles(chart.options, size.width); };
       new window.Chart(canvas, config);
     });
   }
