@@ -242,6 +242,7 @@ class RequestDetailApi(AnalyticsApi):
         door = serializers.CharField()
         prompt_text = serializers.CharField()
         response_text = serializers.CharField()
+        tool_calls = serializers.JSONField(allow_null=True)  # the answer's tool calls, OpenAI's shape
         messages = serializers.JSONField()
         finish_reason = serializers.CharField()
         input_tokens = serializers.IntegerField()

@@ -54,7 +54,7 @@ def request_list(*, rows: Q) -> QuerySet[GatewayRequest]:
     text columns; prompt_head holds enough of the prompt for a preview."""
     return (
         GatewayRequest.objects.filter(rows)
-        .defer("messages", "prompt_text", "response_text", "params", "candidates")
+        .defer("messages", "prompt_text", "response_text", "tool_calls", "params", "candidates")
         .annotate(prompt_head=Substr("prompt_text", 1, PREVIEW_LENGTH + 1))
         .select_related("user", "api_key__team")
         .order_by("-created_at", "-id")

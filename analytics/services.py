@@ -127,7 +127,7 @@ def retention_apply(*, now: datetime | None = None, batch_size: int = RETENTION_
     state, _ = JobState.objects.get_or_create(name=JobState.RETENTION)
     lower = state.cleared_before - timedelta(days=1) if state.cleared_before else None
 
-    not_cleared = ~Q(prompt_text="") | ~Q(response_text="") | ~Q(messages=[])
+    not_cleared = ~Q(prompt_text="") | ~Q(response_text="") | ~Q(messages=[]) | Q(tool_calls__isnull=False)
     pending = GatewayRequest.objects.filter(not_cleared, created_at__lt=cutoff)
     cursor = lower
     cleared = 0
@@ -138,7 +138,7 @@ def retention_apply(*, now: datetime | None = None, batch_size: int = RETENTION_
             break
         with transaction.atomic():
             cleared += GatewayRequest.objects.filter(pk__in=[pk for pk, _ in batch]).update(
-                prompt_text="", response_text="", messages=[]
+                prompt_text="", response_text="", messages=[], tool_calls=None
             )
         cursor = batch[-1][1]
         if len(batch) < batch_size:

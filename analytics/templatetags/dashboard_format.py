@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -148,6 +149,17 @@ def content_parts(content: Any) -> list[tuple[str, str]]:
                 parts.append(("text", str(part)))
         return parts
     return [("text", str(content))]
+
+
+@register.filter
+def json_pretty(text: Any) -> str:
+    """A tool call's arguments (a JSON string) indented for reading; anything that is not JSON as it is."""
+    if not isinstance(text, str):
+        return "" if text is None else json.dumps(text, indent=2, ensure_ascii=False)
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except ValueError:
+        return text
 
 
 @register.filter

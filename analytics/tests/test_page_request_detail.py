@@ -134,3 +134,34 @@ def test_the_routing_card_names_the_key_and_its_team(client, alice, bob):
     html = client.get(url(row)).content.decode()
     assert "bob-core" in html and key.prefix in html
     assert f'href="/dashboard/teams/{team.pk}/">core</a> · by bob' in html
+
+
+TOOL_CALLS = [
+    {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+    }
+]
+
+
+def test_a_tool_call_answer_shows_its_calls_not_an_empty_response(client, alice):
+    row = GatewayRequestFactory(
+        user=alice, response_text="", finish_reason="tool_calls", tool_calls=TOOL_CALLS
+    )
+    client.force_login(alice)
+    html = client.get(url(row)).content.decode()
+    calls = html.split('id="tool-calls"')[1].split("</section>")[0]
+    assert "get_weather" in calls and "call_1" in calls
+    assert "&quot;city&quot;: &quot;Paris&quot;" in calls  # the arguments, indented JSON
+    assert "The response was empty" not in html
+
+
+def test_the_detail_api_returns_the_tool_calls(alice_api, alice):
+    row = GatewayRequestFactory(
+        user=alice, response_text="", finish_reason="tool_calls", tool_calls=TOOL_CALLS
+    )
+    body = alice_api.get(f"/v1/analytics/requests/{row.id}").json()
+    assert body["tool_calls"] == TOOL_CALLS and body["response_text"] == ""
+    plain = GatewayRequestFactory(user=alice)
+    assert alice_api.get(f"/v1/analytics/requests/{plain.id}").json()["tool_calls"] is None

@@ -81,3 +81,17 @@ def test_the_celery_task_applies_retention(alice, settings):
     settings.ROUTER_LOG_RETENTION_DAYS = 1
     GatewayRequestFactory(user=alice, created_at=timezone.now() - timedelta(days=2))
     assert retention_apply_task.apply().get() == {"requests_cleared": 1}
+
+
+def test_old_tool_calls_are_cleared_with_the_text(alice, settings):
+    """A tool call's arguments are content like a response's text: retention clears them too."""
+    settings.ROUTER_LOG_RETENTION_DAYS = 30
+    calls = [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"ssn": "1"}'}}]
+    old = GatewayRequestFactory(
+        user=alice, created_at=timezone.now() - timedelta(days=31), prompt_text="", response_text="",
+        messages=[], tool_calls=calls,
+    )  # fmt: skip
+    assert retention_apply().requests_cleared == 1
+    old.refresh_from_db()
+    assert old.tool_calls is None
+    assert retention_apply().requests_cleared == 0  # cleared once

@@ -253,6 +253,9 @@ def test_tool_calls_come_back_in_openais_shape(sdk):
     assert response.choices[0].finish_reason == "tool_calls"
     assert call.function.name == "get_weather"
     assert json.loads(call.function.arguments) == {"location": "Paris"}
+    row = _row(response.id)  # the call is in the log, not an empty response
+    assert row.finish_reason == "tool_calls" and row.response_text == ""
+    assert row.tool_calls == [call.model_dump(exclude_none=True)]
 
 
 def test_the_response_headers_name_model_provider_cost_and_cache(e2e, alice_key):
