@@ -1,4 +1,6 @@
-"""`make bench`: every benchmark in turn, each printing its own table."""
+"""`make bench`: every benchmark in turn, each printing its own table. `make bench BENCH="gateway litellm"` runs
+some of them (by name, with or without "bench_"); `make bench BENCH=profile` records a sampling profile of the
+web process under load (bench/bench_profile.py), which the full run leaves out."""
 
 from __future__ import annotations
 
@@ -15,14 +17,16 @@ BENCHMARKS = [
     ("Analytics at scale", ["bench.bench_analytics"]),
     ("Doors side by side", ["bench.bench_doors"]),
 ]
+ON_REQUEST = [("Sampling profile of the web process under load", ["bench.bench_profile"])]
 
 
 def main() -> int:
     print(f"AI Model Router benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     failed = 0
-    only = set(sys.argv[1:])
-    for title, module in BENCHMARKS:
-        if only and module[0].split(".")[-1] not in only:
+    only = {name if name.startswith("bench_") else f"bench_{name}" for name in sys.argv[1:]}
+    for title, module in BENCHMARKS + ON_REQUEST:
+        name = module[0].split(".")[-1]
+        if (only and name not in only) or (not only and (title, module) in ON_REQUEST):
             continue
         print(f"\n=== {title} ({module[0]})", flush=True)
         result = subprocess.run([sys.executable, "-m", *module], check=False)

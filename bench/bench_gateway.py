@@ -14,6 +14,7 @@ import os
 import subprocess
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 
 import httpx
@@ -89,17 +90,22 @@ wrk.headers["Content-Type"] = "application/json"
 counter = 0
 request = function()
   counter = counter + 1
-  local body = '{"model": "%s", "max_tokens": 64, %s "messages": [{"role": "user", "content": "wrk ' .. counter .. ' ' .. math.random(1, 1000000000) .. '"}]}'
+  local body = '{"model": "%s", "max_tokens": 64, %s "messages": [{"role": "user", "content": "wrk %s ' .. counter .. '"}]}'
   return wrk.format(nil, nil, nil, body)
 end
 """
 
 
+def wrk_script(headers: dict[str, str], *, model: str = MODEL, stream: bool = False) -> str:
+    """A wrk script posting a new prompt on every request: a counter after a token new to each run (wrk's
+    Lua random numbers repeat from run to run, so prompts did too, and a second run hit the cache)."""
+    lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
+    return WRK_SCRIPT % (lines, model, '"stream": true,' if stream else "", uuid.uuid4().hex)
+
+
 def wrk_rps(target: Target, *, seconds: int, connections: int, stream: bool) -> float:
-    headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in target.headers.items())
-    extra = '"stream": true,' if stream else ""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT % (headers, MODEL, extra))
+        script.write(wrk_script(target.headers, stream=stream))
     try:
         result = subprocess.run(
             [*pin(0), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", script.name, target.url],

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -95,17 +97,52 @@ def fake_upstream(cpu: int = 0) -> Iterator[FakeUpstreamProcess]:
         process.wait(10)
 
 
+def ensure_wrk() -> str:
+    """wrk, the load driver: Debian's package, installed on first use where it is missing (as root)."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False, capture_output=True,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})  # fmt: skip
+        found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (its own threads; uvicorn with one worker serves in
+    its main process)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# As the Dockerfile runs it: production settings, uvicorn with uvloop and httptools, no access log. Only TLS is
+# off, as on loopback behind no proxy (the redirect would answer 301 to plain HTTP).
+PRODUCTION = {
+    "DJANGO_SETTINGS_MODULE": "config.settings.production",
+    "SECRET_KEY": "bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
+    "SECURE_SSL_REDIRECT": "false",
+}
+
+
 @contextlib.contextmanager
 def gateway(upstream_url: str, *, cpu: int = 1, workers: int = 1, **env: str) -> Iterator[tuple[str, int]]:
-    """The ASGI gateway pinned to one core, every provider pointed at the fake upstream."""
+    """The ASGI gateway pinned to one core, as deployed (PRODUCTION), every provider pointed at the fake
+    upstream."""
     port = free_port()
     environment = base_env(
+        **PRODUCTION,
         OPENAI_BASE_URL=upstream_url + "/v1",
         ANTHROPIC_BASE_URL=upstream_url,
         GEMINI_BASE_URL=upstream_url,
         DEEPSEEK_BASE_URL=upstream_url,
         **env,
     )
+    # Its log (one JSON access line per request at INFO, as in production) goes to a file, as a container's
+    # stdout would go to its log driver: written, not printed over the bench's table.
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed with the process below)
     process = subprocess.Popen(
         [
             *pin(cpu),
@@ -127,13 +164,20 @@ def gateway(upstream_url: str, *, cpu: int = 1, workers: int = 1, **env: str) ->
         ],
         cwd=ROOT,
         env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
-        wait_http(f"http://127.0.0.1:{port}/health")
+        try:
+            wait_http(f"http://127.0.0.1:{port}/health")
+        except RuntimeError:
+            log.seek(0)
+            raise RuntimeError("the gateway did not come up:\n" + log.read().decode()[-3000:]) from None
         yield f"http://127.0.0.1:{port}", process.pid
     finally:
         process.terminate()
         process.wait(10)
+        log.close()
 
 
 def rss_mib(pid: int) -> float:
