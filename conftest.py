@@ -30,6 +30,21 @@ def _fresh_state():
     forget_cached_keys()
 
 
+@pytest.fixture(autouse=True)
+def _httpcore_beneath_respx(request):
+    """respx mocks httpcore, httpx's own transport, so a test that uses respx gets that transport beneath the
+    upstream client instead of aiohttp's (providers.http); every other test runs the deployed one."""
+    if "respx_mock" not in request.fixturenames and "respx" not in vars(request.module):
+        yield
+        return
+    from providers import http
+
+    request.getfixturevalue("settings").ROUTER_UPSTREAM_TRANSPORT = "httpx"
+    http._clients.clear()
+    yield
+    http._clients.clear()
+
+
 @pytest.fixture
 def alice(db):
     return UserFactory(username="alice")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from config.circuit import CircuitPgConnection
 from config.env import env_bool, env_float, env_int, env_list, env_optional_bool, env_optional_int, env_str
@@ -226,6 +227,10 @@ PROVIDER_BASE_URLS = {
 # --- Router behaviour
 ROUTER_MAX_ATTEMPTS = env_int("ROUTER_MAX_ATTEMPTS", 3, minimum=1)
 ROUTER_UPSTREAM_TIMEOUT_S = env_float("ROUTER_UPSTREAM_TIMEOUT_S", 60.0, minimum=0.1)
+# What carries the upstream calls beneath httpx: "aiohttp" (the default, measurably leaner) or "httpx" (httpcore).
+ROUTER_UPSTREAM_TRANSPORT = env_str("ROUTER_UPSTREAM_TRANSPORT", "aiohttp")
+if ROUTER_UPSTREAM_TRANSPORT not in ("aiohttp", "httpx"):
+    raise ImproperlyConfigured("ROUTER_UPSTREAM_TRANSPORT must be aiohttp or httpx")
 ROUTER_CACHE_TTL_S = env_int("ROUTER_CACHE_TTL_S", 3600, minimum=0)
 ROUTER_COMPARE_TIMEOUT_S = env_float("ROUTER_COMPARE_TIMEOUT_S", 120.0, minimum=1)
 ROUTER_BATCH_WAIT_S = env_float("ROUTER_BATCH_WAIT_S", 120.0, minimum=0)

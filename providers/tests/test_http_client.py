@@ -1,4 +1,5 @@
-"""The shared httpx client: one pooled client per event loop, closed on request."""
+"""The shared httpx client: one pooled client per event loop, closed on request, aiohttp beneath it with httpcore's
+classification of faults."""
 
 from __future__ import annotations
 
@@ -14,18 +15,92 @@ async def test_it_returns_the_same_client_within_a_loop() -> None:
     assert http.get_client() is http.get_client()
 
 
-async def test_it_pools_connections_without_http2() -> None:
+async def test_httpx_own_transport_pools_connections_without_http2(settings) -> None:
+    settings.ROUTER_UPSTREAM_TRANSPORT = "httpx"
     client = http.get_client()
 
     pool = client._transport._pool  # type: ignore[attr-defined]
     assert pool._max_connections == 1000
     assert pool._max_keepalive_connections == 200
     assert pool._http2 is False
+    await http.aclose_clients()
+
+
+class RawServer:
+    """A TCP server answering each request with canned bytes, counting the connections it accepts."""
+
+    def __init__(self, answer: bytes, *, close: bool = False) -> None:
+        self.answer, self.close, self.connections = answer, close, 0
+
+    async def __aenter__(self) -> str:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.connections += 1
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)  # fmt: skip
+                await reader.readexactly(length)
+                writer.write(self.answer)
+                await writer.drain()
+                if self.close:
+                    writer.close()
+                    return
+
+        self.server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/v1/x"
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+
+
+OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+
+
+async def test_the_deployed_transport_is_aiohttp_beneath_httpx_and_keeps_connections_alive() -> None:
+    client = http.get_client()
+    assert isinstance(client._transport, http.UpstreamTransport)  # type: ignore[attr-defined]
+    server = RawServer(OK)
+    async with server as url:
+        for _ in range(3):
+            response = await client.post(url, json={"n": 1})
+            assert response.status_code == 200 and response.json() == {}
+    assert server.connections == 1  # one pooled keep-alive connection for the three calls
+    await http.aclose_clients()
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (b"", httpx.RemoteProtocolError),  # hung up without answering: not a "ConnectTimeout"
+        (b'HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{"partial', httpx.RemoteProtocolError),  # cut short
+    ],
+)
+async def test_faults_read_as_httpcore_reads_them(answer, expected) -> None:
+    client = http.get_client()
+    async with RawServer(answer, close=True) as url:
+        with pytest.raises(expected) as caught:
+            response = await client.post(url, json={})
+            await response.aread()
+    assert not isinstance(caught.value, httpx.TimeoutException)
+    await http.aclose_clients()
+
+
+async def test_a_refused_connection_is_a_connect_error() -> None:
+    client = http.get_client()
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    with pytest.raises(httpx.ConnectError):
+        await client.post(f"http://127.0.0.1:{port}/v1/x", json={})
+    await http.aclose_clients()
 
 
 def test_each_event_loop_gets_its_own_client() -> None:
     async def client_of_this_loop() -> httpx.AsyncClient:
-        return http.get_client()
+        client = http.get_client()
+        await http.aclose_clients()
+        return client
 
     first = asyncio.run(client_of_this_loop())
     second = asyncio.run(client_of_this_loop())
