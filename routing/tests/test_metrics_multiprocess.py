@@ -7,15 +7,21 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
+import pytest
 from django.conf import settings
 from prometheus_client import generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import REGISTRY
 
 from routing.metrics import metrics_registry
-from routing.tests.live import ROOT
+from routing.tests.live import ROOT, LiveGateway, live_database_url
 
 QUEUE_DEPTH = "router_celery_queue_depth"
 LATENCY = "router_request_latency_seconds"
@@ -97,3 +103,77 @@ def test_several_workers_without_the_directory_are_reported_at_start(monkeypatch
     monkeypatch.setenv("WEB_CONCURRENCY", "4")
     multiprocess_setup()
     assert "PROMETHEUS_MULTIPROC_DIR" in caplog.text
+
+
+# --- Two uvicorn workers started as the container starts them.
+
+
+def _chat(url: str, key: str, n: int) -> int:
+    response = httpx.post(  # a connection of its own, which either worker may accept
+        url + "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"count me {n}"}]},
+        timeout=30,
+    )
+    return response.status_code
+
+
+def _served_by_each_worker(directory: Path) -> dict[str, float]:
+    """Requests counted in each worker's own file (named after its pid)."""
+    return {
+        path.stem.removeprefix("counter_"): sum(
+            s.value
+            for family in MultiProcessCollector.merge([str(path)])
+            for s in family.samples
+            if s.name == "router_requests_total"
+        )
+        for path in directory.glob("counter_*.db")
+    }
+
+
+def _poll(condition: Callable[[], bool], timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.mark.e2e
+def test_with_two_workers_any_worker_reports_the_requests_of_both(
+    transactional_db, catalog, alice_key, fake_upstream, tmp_path
+):
+    fake_upstream.clear()
+    env = {
+        "WEB_CONCURRENCY": "2",
+        "TMPDIR": str(tmp_path),  # where bin/docker-entrypoint creates the server's metrics directory
+        "ROUTER_STATE_DIR": str(tmp_path / "state"),
+        "ROUTER_DEMO": "false",  # the providers stay pointed at this run's fake upstream
+        "SECRET_KEY": "test-only",
+    }
+    gateway = LiveGateway(
+        database_url=live_database_url(),
+        upstream=fake_upstream,
+        workers=2,
+        env=env,
+        launcher=[str(ROOT / "bin" / "docker-entrypoint")],
+    )
+    with gateway, ThreadPoolExecutor(max_workers=8) as pool:
+        made = list(tmp_path.glob("router-prometheus.*"))
+        assert len(made) == 1, "bin/docker-entrypoint made no directory for the workers' metrics"
+        directory = made[0]
+        _poll(lambda: len(_served_by_each_worker(directory)) == 2)  # both have loaded the app
+        sent = 0
+        served: dict[str, float] = {}
+        while sent < 160 and not (len(served) == 2 and all(served.values())):
+            statuses = list(pool.map(lambda n: _chat(gateway.url, alice_key, n), range(sent, sent + 8)))
+            assert statuses == [200] * 8
+            sent += 8
+            served = _served_by_each_worker(directory)
+        assert len(served) == 2 and all(served.values()), f"one worker served them all: {served}"
+        _poll(lambda: sum(_served_by_each_worker(directory).values()) == sent)
+
+        for _ in range(6):  # fresh connections, whichever worker accepts them
+            families = _families(httpx.get(gateway.url + "/metrics", timeout=10).text)
+            assert _total(families, "router_requests", "router_requests_total") == sent
+            assert _total(families, LATENCY, LATENCY + "_count") == sent
+            assert len(families[QUEUE_DEPTH]) == 1
