@@ -7,6 +7,7 @@
 - the rest of /v1 (DRF views): the same lean middleware, with the signals (their sync views need them
   to give their database connection back).
 - everything else (admin, dashboard): the full middleware stack of settings.MIDDLEWARE.
+- the ASGI lifespan (which Django does not speak): a worker's start and stop, for config.prometheus.
 """
 
 import asyncio
@@ -24,6 +25,7 @@ from django.core.handlers.asgi import ASGIHandler, get_script_prefix  # noqa: E4
 from django.test.utils import override_settings  # noqa: E402
 from django.urls import set_script_prefix  # noqa: E402
 
+from config.prometheus import multiprocess_exit, multiprocess_setup  # noqa: E402
 from config.tracing import tracing_setup  # noqa: E402
 
 API_MIDDLEWARE = ["config.middleware.RequestIdMiddleware"]
@@ -80,8 +82,22 @@ async def application(scope, receive, send):  # type: ignore[no-untyped-def]
     if scope["type"] == "http" and path.startswith("/v1/"):
         handler = gateway_application if path.startswith(ASYNC_GATEWAY_PREFIXES) else api_application
         await handler(scope, receive, send)
+    elif scope["type"] == "lifespan":
+        await lifespan(receive, send)
     else:
         await site_application(scope, receive, send)
 
 
+async def lifespan(receive, send):  # type: ignore[no-untyped-def]
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            multiprocess_exit()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+multiprocess_setup()
 tracing_setup()

@@ -32,4 +32,8 @@ def ready(request: HttpRequest) -> JsonResponse:
 def metrics(request: HttpRequest) -> HttpResponse:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+    from config.prometheus import multiprocess_dir
+    from routing.metrics import metrics_registry
+
+    registry = metrics_registry(multiprocess_dir())
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import REGISTRY, Collector
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -68,11 +70,28 @@ class CeleryQueueDepth(Collector):
         yield gauge
 
 
+# Values read when /metrics is scraped: the same whichever worker answers, so reported once, never per worker. (A
+# Gauge kept by each worker would need a multiprocess_mode: livesum for a per-worker amount, mostrecent for one value.)
+SCRAPE_COLLECTORS: tuple[Collector, ...] = (CeleryQueueDepth(),)
 _registered = False
 
 
 def register_collectors() -> None:
     global _registered
     if not _registered:
-        REGISTRY.register(CeleryQueueDepth())
+        for collector in SCRAPE_COLLECTORS:
+            REGISTRY.register(collector)
         _registered = True
+
+
+@functools.cache
+def metrics_registry(multiproc_dir: str | None) -> CollectorRegistry:
+    """What /metrics renders: this process's registry, or in multiprocess mode (config.prometheus) the sum of every
+    worker's files and the scrape-time collectors (not the default registry, whose metrics are this worker's own)."""
+    if multiproc_dir is None:
+        return REGISTRY
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=multiproc_dir)
+    for collector in SCRAPE_COLLECTORS:
+        registry.register(collector)
+    return registry

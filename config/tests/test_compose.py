@@ -15,7 +15,8 @@ PROVIDER_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY", "DEEPS
 
 
 def _entrypoint(state: Path, **env: str) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if k not in {*PROVIDER_KEYS, "SECRET_KEY", "ROUTER_DEMO"}}
+    unset = {*PROVIDER_KEYS, "SECRET_KEY", "ROUTER_DEMO", "WEB_CONCURRENCY", "PROMETHEUS_MULTIPROC_DIR"}
+    clean = {k: v for k, v in os.environ.items() if k not in unset}
     shown = subprocess.run(
         [
             str(ROOT / "bin" / "docker-entrypoint"),
@@ -66,3 +67,22 @@ def test_the_app_services_wait_for_migrate_and_nothing_is_required():
     assert "fake-upstream" in services
     # No variable that must be set before `docker compose up` (it failed without SECRET_KEY).
     assert ":?" not in (ROOT / "docker-compose.yml").read_text()
+
+
+def test_several_web_workers_get_an_empty_metrics_directory_of_their_own_at_each_start(tmp_path):
+    state, tmp = tmp_path / "state", tmp_path / "tmp"
+    tmp.mkdir()
+    assert "PROMETHEUS_MULTIPROC_DIR" not in _entrypoint(state)  # one worker: its own registry, as ever
+    first = Path(_entrypoint(state, WEB_CONCURRENCY="3", TMPDIR=str(tmp))["PROMETHEUS_MULTIPROC_DIR"])
+    (first / "counter_1.db").touch()
+    second = Path(_entrypoint(state, WEB_CONCURRENCY="3", TMPDIR=str(tmp))["PROMETHEUS_MULTIPROC_DIR"])
+    assert first.parent == second.parent == tmp and first != second  # never on the shared state volume
+    assert list(second.iterdir()) == []
+
+
+def test_a_metrics_directory_set_by_the_operator_is_emptied_at_start(tmp_path):
+    chosen = tmp_path / "metrics"
+    chosen.mkdir()
+    (chosen / "counter_1.db").touch()
+    shown = _entrypoint(tmp_path / "state", PROMETHEUS_MULTIPROC_DIR=str(chosen))
+    assert shown["PROMETHEUS_MULTIPROC_DIR"] == str(chosen) and list(chosen.iterdir()) == []

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 from providers.fake_upstream import FakeUpstreamProcess, free_port
@@ -25,6 +26,7 @@ class LiveGateway:
         workers: int = 1,
         env: dict[str, str] | None = None,
         output: Path | None = None,
+        launcher: Sequence[str] = (),
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -45,10 +47,12 @@ class LiveGateway:
             **(env or {}),
         }
         self.output = output  # a file to collect the process's stdout and stderr; None: inherit them
+        self.launcher = list(launcher)  # a script that execs the command, e.g. bin/docker-entrypoint
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> LiveGateway:
         command = [
+            *self.launcher,
             sys.executable,
             "-m",
             "uvicorn",
