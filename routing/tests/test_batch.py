@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from accounts.services import api_key_issue
+from budgets.limits import budget_limit_set
 from budgets.models import Budget
-from budgets.services import budget_limit_set
 from config.celery import app
 from providers.bounds import prompt_tokens_bound
 from providers.catalog import catalog_get
