@@ -71,7 +71,8 @@ from analytics.selectors import (
 )
 from analytics.templatetags.dashboard_format import usd_exact
 from analytics.visibility import rows_of_user, rows_visible_to
-from budgets.services import budget_window_set, team_webhook_set, team_window_set
+from budgets.limits import budget_window_set
+from budgets.team_windows import team_webhook_set, team_window_set
 from config.api_errors import ApiError
 
 PERIODS = (7, 30, 90)

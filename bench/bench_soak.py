@@ -266,7 +266,7 @@ def main() -> int:
 
 def _limit_script(username: str) -> str:
     return (
-        "from accounts.models import User; from budgets.services import budget_limit_set; "
+        "from accounts.models import User; from budgets.limits import budget_limit_set; "
         f"budget_limit_set(user_id=User.objects.get(username={username!r}).pk, limit_usd=1000)"
     )
 

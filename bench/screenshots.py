@@ -67,7 +67,7 @@ def prepare(rows: int) -> None:
         f"user, _ = User.objects.get_or_create(username={USERNAME!r})\n"
         f"user.set_password({PASSWORD!r}); user.is_staff = True; user.save()\n"
         "from decimal import Decimal\n"
-        "from budgets.services import budget_window_set\n"
+        "from budgets.limits import budget_window_set\n"
         "budget_window_set(user_id=user.pk, api_key_id=None, scope='user', period='monthly', limit_usd=Decimal(25))\n"
         "print(GatewayRequest.objects.filter(user=user).count())\n"
     )

@@ -11,9 +11,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from budgets.limits import BudgetState, budget_limit_set, budget_reset, budget_state, budget_window_set
 from budgets.periods import PERIODS
 from budgets.selectors import budget_windows
-from budgets.services import BudgetState, budget_limit_set, budget_reset, budget_state, budget_window_set
 from config.api_errors import InvalidRequest
 from config.rendering import MoneyJSONRenderer
 

@@ -1,5 +1,5 @@
 """Budget writes: reserve the worst case in every window that applies before a provider call, settle to the
-actual cost after, and the owners' and admins' limits.
+actual cost after (or release, charge, expire), and the windows' roll into a new period.
 
 Every write that changes an amount locks the windows (in id order, so two writers never deadlock), works the
 new amounts out in Decimal (budgets.rules) and writes them, so a reservation is atomic under any concurrency,
@@ -9,96 +9,32 @@ keeps NUMERIC as floating point. Settling happens inside the caller's transactio
 request log row, so the log's costs and the windows' spending can never disagree. A reservation made in one
 period settles into that period: a window that rolled over since does not count it.
 
-budgets.hotpath has the same reserve, settle and release as single statements for PostgreSQL's hot path.
+budgets.hotpath has the same reserve, settle and release as single statements for PostgreSQL's hot path;
+budgets.limits sets the owners' and admins' limits, budgets.team_windows staff's team windows.
 """
 
 from __future__ import annotations
 
-import secrets
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import ApiKey, TeamMembership
 from budgets.models import Budget, Reservation, ReservationHold
-from budgets.periods import PERIODS, month_start, next_month_start
-from budgets.rules import (
-    ZERO,
-    WindowState,
-    current_start,
-    is_stale,
-    minus,
-    plus,
-    usd,
-    window_state,
-    windows_for,
-)
-from config.api_errors import BudgetExceeded, InvalidRequest, PermissionDenied
+from budgets.periods import month_start, next_month_start
+from budgets.rules import ZERO, current_start, is_stale, minus, plus, usd, window_state, windows_for
+from config.api_errors import BudgetExceeded, PermissionDenied
 
 __all__ = ["month_start", "next_month_start"]
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetState:
-    """The user's own budget in GET /v1/budget's original shape: their monthly (or lifetime) user window."""
-
-    user_id: int
-    window: WindowState
-
-    @property
-    def spent(self) -> Decimal:
-        return self.window.own_spent  # what the user's own limit counts
-
-    @property
-    def limit(self) -> Decimal | None:
-        return self.window.limit
-
-    @property
-    def remaining(self) -> Decimal | None:
-        return self.window.remaining
-
-    @property
-    def used_percentage(self) -> Decimal | None:
-        return self.window.used_percentage
-
-    @property
-    def period_spent(self) -> Decimal:
-        return self.window.period_spent
-
-    @property
-    def reserved(self) -> Decimal:
-        return self.window.reserved
-
-    @property
-    def own_limit(self) -> Decimal | None:
-        return self.window.own_limit
-
-    @property
-    def admin_limit(self) -> Decimal | None:
-        return self.window.admin_limit
-
-    @property
-    def period(self) -> str:
-        return self.window.period
-
-    @property
-    def period_start(self) -> datetime:
-        return self.window.period_start
-
-    @property
-    def resets_at(self) -> datetime | None:
-        return self.window.resets_at
 
 
 # --------------------------------------------------------------------------------------------- windows
 
 
-def _roll(budget: Budget, now: datetime) -> Budget:
+def budget_roll(*, budget: Budget, now: datetime) -> Budget:
     """A window whose period ended starts over from zero; the conditional update makes it happen once."""
     if not is_stale(budget, now):
         return budget
@@ -126,7 +62,7 @@ def budget_get_or_create(*, user_id: int) -> Budget:
                 )
         except IntegrityError:
             budget = Budget.objects.get(scope=Budget.Scope.USER, user_id=user_id, period="monthly")
-    return _roll(budget, timezone.now())
+    return budget_roll(budget=budget, now=timezone.now())
 
 
 def _key_team(api_key_id: int | None, user_id: int) -> int | None:
@@ -148,7 +84,7 @@ def _windows_locked(*, user_id: int, api_key_id: int | None) -> list[Budget]:
         budget_get_or_create(user_id=user_id)
     now = timezone.now()
     windows = list(windows_for(user_id=user_id, api_key_id=api_key_id, team_id=team_id).select_for_update())
-    return [_roll(budget, now) for budget in windows]
+    return [budget_roll(budget=budget, now=now) for budget in windows]
 
 
 def _refusal(budget: Budget, amount: Decimal) -> BudgetExceeded:
@@ -335,157 +271,3 @@ def reservations_expire(*, now: datetime | None = None) -> int:
                 )
             released += 1
     return released
-
-
-# --------------------------------------------------------------------------------------------- limits
-
-
-def budget_state(*, user_id: int) -> BudgetState:
-    return BudgetState(
-        user_id=user_id, window=window_state(budget_get_or_create(user_id=user_id), timezone.now())
-    )
-
-
-def _own_limit_set(budget: Budget, limit_usd: Decimal | None) -> None:
-    """Conditional, so an admin limit lowered a moment ago still wins."""
-    if limit_usd is not None and limit_usd < ZERO:
-        raise InvalidRequest("limit_usd must be zero or more", param="limit_usd", code="invalid_value")
-    rows = Budget.objects.filter(pk=budget.pk)
-    if limit_usd is not None:
-        rows = rows.filter(Q(admin_limit_usd__isnull=True) | Q(admin_limit_usd__gte=limit_usd))
-    if not rows.update(own_limit_usd=limit_usd):
-        budget.refresh_from_db()
-        raise InvalidRequest(
-            f"limit_usd cannot exceed the limit an administrator set (${usd(budget.admin_limit_usd or ZERO)})",
-            param="limit_usd",
-            code="above_admin_limit",
-        )
-
-
-def budget_limit_set(*, user_id: int, limit_usd: Decimal | None) -> BudgetState:
-    """Sets (or with None removes) the user's own limit on their own window; not above an admin's limit."""
-    _own_limit_set(budget_get_or_create(user_id=user_id), limit_usd)
-    return budget_state(user_id=user_id)
-
-
-def budget_window_set(
-    *, user_id: int, api_key_id: int | None, scope: str, period: str, limit_usd: Decimal | None
-) -> Budget | None:
-    """Sets the caller's own limit on one of its windows (its user's, or the calling key's: the caller checks
-    the key is theirs), creating the window; None removes the limit, and the window with it unless an admin
-    limit or the user's own spending count lives there. Team windows are staff's (team_window_set)."""
-    if period not in PERIODS:
-        raise InvalidRequest(
-            f"period must be one of {', '.join(PERIODS)}", param="period", code="invalid_value"
-        )
-    if scope == Budget.Scope.USER:
-        owner: dict[str, int] = {"user_id": user_id}
-    elif scope == Budget.Scope.KEY:
-        if api_key_id is None:
-            raise InvalidRequest("A key window needs its key", param="api_key", code="invalid_value")
-        owner = {"api_key_id": api_key_id}
-    else:
-        raise InvalidRequest("scope must be 'user' or 'key'", param="scope", code="invalid_value")
-    now = timezone.now()
-    start = current_start(Budget(period=period), now) or now
-    with transaction.atomic():
-        budget, _ = Budget.objects.get_or_create(
-            scope=scope, period=period, **owner, defaults={"period_start": start}
-        )
-        _roll(budget, now)
-        _own_limit_set(budget, limit_usd)
-        budget.refresh_from_db()
-        primary = scope == Budget.Scope.USER and period in ("monthly", "lifetime")
-        if (
-            limit_usd is None
-            and budget.admin_limit_usd is None
-            and not primary
-            and budget.reserved_usd == ZERO
-        ):
-            budget.delete()
-            return None
-    return budget
-
-
-def budget_reset(*, user_id: int, api_key_id: int | None = None) -> BudgetState:
-    """Zeroes what the caller's own limits count for the current period: the user's windows and the calling
-    key's. Limits and holds stay; an admin limit keeps counting the period's real spending, so a reset never
-    lifts it, team windows aren't the caller's to reset, and the periods (calendar-aligned) go on. One
-    statement, so a settle landing at the same moment counts either before the reset or after it."""
-    budget_get_or_create(user_id=user_id)
-    mine = Q(scope=Budget.Scope.USER, user_id=user_id)
-    if api_key_id is not None:
-        mine |= Q(scope=Budget.Scope.KEY, api_key_id=api_key_id)
-    now = timezone.now()
-    for budget in Budget.objects.filter(mine):
-        _roll(budget, now)
-    Budget.objects.filter(mine).update(reset_offset_usd=F("spent_usd"))
-    return budget_state(user_id=user_id)
-
-
-# --------------------------------------------------------------------------------------------- team windows
-
-
-def team_window_set(
-    *, team_id: int, period: str, own_limit_usd: Decimal | None, admin_limit_usd: Decimal | None
-) -> Budget | None:
-    """Staff set a team's window for one period: both its limits (a team's own limit is staff's too, so unlike
-    a user's it may be set above the admin's: the lower one counts). A new window takes the team's alert
-    webhook. Both None removes the window, unless requests in flight hold money in it (then it stays,
-    without limits, and counts them)."""
-    if period not in PERIODS:
-        raise InvalidRequest(
-            f"period must be one of {', '.join(PERIODS)}", param="period", code="invalid_value"
-        )
-    for name, value in (("own_limit_usd", own_limit_usd), ("admin_limit_usd", admin_limit_usd)):
-        if value is not None and value < ZERO:
-            raise InvalidRequest(f"{name} must be zero or more", param=name, code="invalid_value")
-    now = timezone.now()
-    start = current_start(Budget(period=period), now) or now
-    removing = own_limit_usd is None and admin_limit_usd is None
-    with transaction.atomic():
-        team_windows = Budget.objects.filter(scope=Budget.Scope.TEAM, team_id=team_id)
-        if removing and not team_windows.filter(period=period).exists():
-            return None
-        sibling = team_windows.exclude(webhook_url="").first()
-        budget, _ = Budget.objects.get_or_create(
-            scope=Budget.Scope.TEAM,
-            team_id=team_id,
-            period=period,
-            defaults={
-                "period_start": start,
-                "webhook_url": sibling.webhook_url if sibling else "",
-                "webhook_secret": sibling.webhook_secret if sibling else "",
-            },
-        )
-        budget = Budget.objects.select_for_update().get(pk=budget.pk)
-        _roll(budget, now)
-        if removing and budget.reserved_usd == ZERO:
-            budget.delete()
-            return None
-        Budget.objects.filter(pk=budget.pk).update(
-            own_limit_usd=own_limit_usd, admin_limit_usd=admin_limit_usd
-        )
-        budget.refresh_from_db()
-    return budget
-
-
-def team_webhook_set(*, team_id: int, url: str, new_secret: bool = False) -> str | None:
-    """Sets where the team's windows POST their alerts (empty: nowhere). A URL gets a signing secret the first
-    time, or a fresh one when asked; the new secret is returned (shown once on the dashboard), else None."""
-    windows = Budget.objects.filter(scope=Budget.Scope.TEAM, team_id=team_id)
-    if url and not windows.exists():
-        raise InvalidRequest(
-            "The team has no budget window to alert on yet: add one first",
-            param="webhook_url",
-            code="no_window",
-        )
-    has_secret = windows.exclude(webhook_secret="").exists()
-    secret = secrets.token_urlsafe(32) if url and (new_secret or not has_secret) else None
-    changes: dict[str, str] = {"webhook_url": url}
-    if not url:
-        changes["webhook_secret"] = ""
-    elif secret is not None:
-        changes["webhook_secret"] = secret
-    windows.update(**changes)
-    return secret

@@ -11,7 +11,7 @@ from celery.signals import worker_process_shutdown
 from django.conf import settings
 from django.db import DatabaseError
 
-from routing.services.batches import batch_item_run, batches_resume
+from routing.services.batch_lanes import batch_item_run, batches_resume
 from routing.services.comparisons import comparison_model_run, comparisons_resume
 from routing.services.fanout import worker_loop_close
 from routing.services.idempotency import idempotency_records_purge

@@ -10,15 +10,9 @@ from django.db import connection
 from django.utils import timezone
 
 from budgets.hotpath import RESERVE_SQL
+from budgets.limits import budget_reset, budget_state
 from budgets.models import Budget, Reservation
-from budgets.services import (
-    budget_charge,
-    budget_get_or_create,
-    budget_reserve,
-    budget_reset,
-    budget_settle,
-    budget_state,
-)
+from budgets.services import budget_charge, budget_get_or_create, budget_reserve, budget_settle
 from config.api_errors import BudgetExceeded
 
 D = Decimal

@@ -1,4 +1,4 @@
-"""budgets.services: reserve, settle, release, expire; limits; the monthly roll; idempotency keys."""
+"""budgets.services (reserve, settle, release, expire, the roll, idempotency keys) and budgets.limits."""
 
 from __future__ import annotations
 
@@ -8,16 +8,14 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from budgets.limits import budget_limit_set, budget_reset, budget_state
 from budgets.models import Budget, Reservation
 from budgets.services import (
     budget_charge,
     budget_get_or_create,
-    budget_limit_set,
     budget_release,
     budget_reserve,
-    budget_reset,
     budget_settle,
-    budget_state,
     reservations_expire,
 )
 from config.api_errors import BudgetExceeded, InvalidRequest

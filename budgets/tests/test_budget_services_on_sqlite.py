@@ -1,4 +1,5 @@
-"""budgets.services on SQLite (`make run`'s embedded default), where NUMERIC columns hold floating point.
+"""budgets.services and budgets.limits on SQLite (`make run`'s embedded default), where NUMERIC columns hold
+floating point.
 
 The test database is PostgreSQL, so the scenarios run in a subprocess on a real SQLite file with the
 embedded settings (routing/tests/sqlite_support.py); the subprocess imports this module and calls
@@ -19,14 +20,13 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.services import user_get_or_create
+from budgets.limits import budget_limit_set, budget_reset
 from budgets.models import Budget
 from budgets.services import (
     budget_charge,
     budget_get_or_create,
-    budget_limit_set,
     budget_release,
     budget_reserve,
-    budget_reset,
     budget_settle,
     reservations_expire,
 )

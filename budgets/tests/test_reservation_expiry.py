@@ -12,8 +12,9 @@ import httpx
 import pytest
 from django.utils import timezone
 
+from budgets.limits import budget_state
 from budgets.models import Budget, Reservation
-from budgets.services import budget_get_or_create, budget_reserve, budget_settle, budget_state
+from budgets.services import budget_get_or_create, budget_reserve, budget_settle
 from budgets.tasks import reservations_expire_task
 from budgets.tests.conftest import GATEWAY_ENV
 from config.api_errors import BudgetExceeded

@@ -9,7 +9,8 @@ import pytest
 from accounts.services import api_key_issue, team_create
 from budgets.models import Budget
 from budgets.selectors import team_webhook
-from budgets.services import budget_release, budget_reserve, team_webhook_set, team_window_set
+from budgets.services import budget_release, budget_reserve
+from budgets.team_windows import team_webhook_set, team_window_set
 from config.api_errors import BudgetExceeded, InvalidRequest
 
 pytestmark = pytest.mark.django_db

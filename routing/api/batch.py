@@ -20,13 +20,13 @@ from routing.api.idempotency import idempotent
 from routing.api.serializers import MessageSerializer, StrictBooleanField
 from routing.pipeline.limits import rate_admit_fanout
 from routing.ratelimit import rate_limit_release, rate_limits_of
+from routing.services.batch_lanes import batch_request_id
 from routing.services.batches import (
     MAX_ITEMS,
     batch_create,
     batch_get,
     batch_inputs,
     batch_new_id,
-    batch_request_id,
     batch_summary,
     batch_wait,
 )

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from accounts.services import api_key_issue
+from budgets.limits import budget_limit_set
 from budgets.models import Budget
-from budgets.services import budget_limit_set
 from config.celery import app
 from providers.bounds import prompt_tokens_bound
 from providers.catalog import catalog_get
@@ -20,7 +20,7 @@ from providers.pricing import worst_case_cost
 from routing.models import BatchItem, BatchJob, GatewayRequest
 from routing.pipeline.plan import _prompt_tokens
 from routing.pipeline.types import CompletionInput
-from routing.services import batches
+from routing.services import batch_lanes, batches
 from routing.tests.rate_windows import requests_counted
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("live_worker")]
@@ -272,7 +272,7 @@ def test_a_batch_refused_with_400_gives_its_requests_back(five_rpm):
 def sent(transactional_db, catalog):
     """Task messages the batch services would send, captured instead."""
     captured: list[int] = []
-    with mock.patch.object(batches, "_publish", captured.extend):
+    with mock.patch.object(batch_lanes, "_publish", captured.extend):
         yield captured
 
 
@@ -296,8 +296,8 @@ def test_no_more_than_the_bound_per_provider_is_ever_in_flight(sent, alice, sett
 
     BatchItem.objects.filter(pk=openai_first[0]).update(status="success")
     sent.clear()
-    assert batches.lane_fill(lane="openai") == sent == [openai_first[-1] + 1]
-    assert batches.lane_fill(lane="openai") == []
+    assert batch_lanes.lane_fill(lane="openai") == sent == [openai_first[-1] + 1]
+    assert batch_lanes.lane_fill(lane="openai") == []
     assert first.items.filter(status="pending").count() == 1
 
 

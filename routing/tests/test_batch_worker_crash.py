@@ -16,7 +16,7 @@ from budgets.models import Budget, Reservation
 from budgets.services import budget_reserve
 from providers.catalog import catalog_invalidate
 from routing.models import BatchItem, GatewayRequest
-from routing.services import batches, fanout
+from routing.services import batch_lanes, batches, fanout
 from routing.tasks import batches_resume_task
 from routing.tests.conftest import api_client
 
@@ -134,7 +134,7 @@ def in_process(transactional_db, catalog, fake_upstream, settings) -> Iterator[l
     catalog_invalidate()
     fake_upstream.clear()
     sent: list[int] = []
-    with mock.patch.object(batches, "_publish", sent.extend):
+    with mock.patch.object(batch_lanes, "_publish", sent.extend):
         yield sent
     fanout.worker_loop_close()
     catalog_invalidate()
@@ -147,8 +147,8 @@ def _one_item(user_id: int) -> BatchItem:
 
 def test_a_message_delivered_again_after_the_item_finished_does_nothing(in_process, alice, fake_upstream):
     item = _one_item(alice.pk)
-    batches.batch_item_run(item_id=item.pk)
-    batches.batch_item_run(item_id=item.pk)
+    batch_lanes.batch_item_run(item_id=item.pk)
+    batch_lanes.batch_item_run(item_id=item.pk)
     item.refresh_from_db()
     assert item.status == "success" and item.attempts == 1
     assert len(fake_upstream.requests()) == 1
@@ -160,7 +160,7 @@ def test_a_duplicate_message_while_the_item_runs_elsewhere_does_nothing(in_proce
     BatchItem.objects.filter(pk=item.pk).update(
         status="running", attempts=1, lease_expires_at=timezone.now() + timedelta(seconds=60)
     )
-    batches.batch_item_run(item_id=item.pk)
+    batch_lanes.batch_item_run(item_id=item.pk)
     item.refresh_from_db()
     assert item.status == "running"
     assert fake_upstream.requests() == []
@@ -170,14 +170,14 @@ def test_a_worker_that_died_after_logging_is_only_marked_done_when_redelivered(
     in_process, alice, fake_upstream
 ):
     item = _one_item(alice.pk)
-    batches.batch_item_run(item_id=item.pk)
+    batch_lanes.batch_item_run(item_id=item.pk)
     # As if the worker died between the log (and charge) and marking the item: the row says running.
     BatchItem.objects.filter(pk=item.pk).update(
         status="running", request=None, lease_expires_at=timezone.now()
     )
     spent = Budget.objects.get(user=alice).spent_usd
 
-    batches.batch_item_run(item_id=item.pk)
+    batch_lanes.batch_item_run(item_id=item.pk)
 
     item.refresh_from_db()
     assert item.status == "success" and item.request_id is not None
@@ -193,7 +193,7 @@ def test_a_worker_that_died_before_logging_left_a_hold_the_redelivery_reuses_and
     )
     BatchItem.objects.filter(pk=item.pk).update(status="running", attempts=1, lease_expires_at=timezone.now())
 
-    batches.batch_item_run(item_id=item.pk)
+    batch_lanes.batch_item_run(item_id=item.pk)
 
     item.refresh_from_db()
     assert item.status == "success" and item.attempts == 2
@@ -205,7 +205,7 @@ def test_a_worker_that_died_before_logging_left_a_hold_the_redelivery_reuses_and
 
 def test_two_runs_racing_on_one_item_log_and_charge_it_once(in_process, alice, fake_upstream):
     item = _one_item(alice.pk)
-    work = batches._work_for(BatchItem.objects.select_related("batch").get(pk=item.pk))
+    work = batch_lanes._work_for(BatchItem.objects.select_related("batch").get(pk=item.pk))
     fanout.run_in_worker_loop(fanout._perform(work))  # the other run: it logged and charged first
     cache.clear()  # so this run calls the provider too, rather than answering from the cache
     spent = Budget.objects.get(user=alice).spent_usd
@@ -217,7 +217,7 @@ def test_two_runs_racing_on_one_item_log_and_charge_it_once(in_process, alice, f
         return None if len(checks) == 1 else real_logged(request_id)
 
     with mock.patch.object(fanout, "_logged", blind_first):
-        batches.batch_item_run(item_id=item.pk)
+        batch_lanes.batch_item_run(item_id=item.pk)
 
     item.refresh_from_db()
     assert item.status == "success" and item.request_id == work.request_id
@@ -231,7 +231,7 @@ def test_an_item_delivered_too_often_is_given_up_as_an_error(in_process, alice, 
     settings.ROUTER_FANOUT_MAX_ATTEMPTS = 2
     item = _one_item(alice.pk)
     BatchItem.objects.filter(pk=item.pk).update(status="running", attempts=2, lease_expires_at=timezone.now())
-    batches.batch_item_run(item_id=item.pk)
+    batch_lanes.batch_item_run(item_id=item.pk)
     item.refresh_from_db()
     assert item.status == "error" and item.error_code == "gave_up"
     assert item.batch.status == "completed"
@@ -249,6 +249,6 @@ def test_resume_requeues_items_of_dead_workers_and_fills_free_slots(in_process, 
     )
     BatchItem.objects.filter(pk=second.pk).update(status="success")
 
-    assert batches.batches_resume() == {"requeued": 1, "queued": 1, "completed": 0}
+    assert batch_lanes.batches_resume() == {"requeued": 1, "queued": 1, "completed": 0}
     assert sorted(in_process) == [first.pk, third.pk]
     assert BatchItem.objects.get(pk=first.pk).status == "queued"

@@ -208,7 +208,7 @@ def test_a_batch_posted_while_the_broker_hangs_is_accepted_at_once_and_runs_once
     redis.start()
     # The broker is back: the periodic resume (Celery beat in production) queues the waiting items.
     worker_factory(concurrency=2)
-    from routing.services.batches import batches_resume
+    from routing.services.batch_lanes import batches_resume
 
     batches_resume()
     _poll(lambda: BatchJob.objects.filter(status="completed").count() == 2, timeout_s=60)

@@ -16,8 +16,8 @@ import httpx
 import openai
 import pytest
 
+from budgets.limits import budget_limit_set
 from budgets.models import Budget, Reservation
-from budgets.services import budget_limit_set
 from providers.fake_upstream.embeddings_wire import embedding_vector
 from providers.models import ModelPrice
 from providers.tokens import _data_dir

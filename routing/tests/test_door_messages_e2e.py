@@ -198,7 +198,7 @@ def test_a_bad_key_raises_the_sdks_authentication_error(e2e):
 
 
 def test_a_budget_refusal_is_a_402_billing_error_before_any_call(claude, alice, fake_upstream):
-    from budgets.services import budget_limit_set
+    from budgets.limits import budget_limit_set
 
     budget_limit_set(user_id=alice.id, limit_usd=Decimal(0))
     with pytest.raises(anthropic.APIStatusError) as raised:

@@ -25,8 +25,9 @@ from django.utils import timezone
 
 from accounts.services import user_get_or_create
 from budgets.hotpath import abudget_reserve
+from budgets.limits import budget_limit_set
 from budgets.models import Budget, Reservation
-from budgets.services import budget_get_or_create, budget_limit_set
+from budgets.services import budget_get_or_create
 from config.api_errors import BudgetExceeded
 from config.db import close_pools, get_pool, run_orm
 from routing.models import Attempt, GatewayRequest

@@ -18,8 +18,8 @@ from django.utils import timezone
 
 from accounts.models import ApiKey
 from accounts.services import api_key_issue
+from budgets.limits import budget_limit_set
 from budgets.models import Budget
-from budgets.services import budget_limit_set
 from config.celery import app
 from routing.models import BatchJob, Comparison, GatewayRequest, IdempotencyRecord
 from routing.services.idempotency import idempotency_fingerprint, idempotency_records_purge

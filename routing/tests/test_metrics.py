@@ -68,7 +68,7 @@ def test_metrics_count_requests_tokens_cost_cache_hits_and_errors(sdk, e2e, fake
 
 
 def test_metrics_count_budget_and_rate_limit_refusals(e2e, alice, alice_key):
-    from budgets.services import budget_limit_set
+    from budgets.limits import budget_limit_set
 
     budget_limit_set(user_id=alice.pk, limit_usd=0)
     before = _scrape(e2e.url)

@@ -16,8 +16,8 @@ import httpx
 import pytest
 from redis import Redis
 
+from budgets.limits import budget_limit_set
 from budgets.models import Budget, Reservation
-from budgets.services import budget_limit_set
 from routing.models import GatewayRequest
 from routing.tests.live import LiveGateway, live_database_url
 from routing.tests.proxy import TcpProxy, url_via

@@ -13,8 +13,8 @@ from django.conf import settings
 
 from accounts.models import User
 from accounts.services import api_key_issue
+from budgets.limits import budget_limit_set
 from budgets.models import Budget
-from budgets.services import budget_limit_set
 from routing.models import GatewayRequest
 from routing.tests.live import LiveGateway, live_database_url
 
