@@ -235,7 +235,7 @@ def insert_statement(objs: list[Any], **on_conflict: Any) -> tuple[str, tuple[An
     from django.db.models.sql import InsertQuery
 
     model = type(objs[0])
-    fields = _insert_fields(model)
+    fields = _insert_fields(model)  # type: ignore[arg-type]  # a model class is hashable
     for obj in objs:
         for field in fields:
             if getattr(obj, field.attname) is None and field.has_default():
