@@ -50,9 +50,14 @@ async def _answer(run: CompletionRun, entry: dict[str, Any] | None) -> Answered:
 
     model, outcome = await first_answer(run, call_model)
     charge = charge_for(run, model, outcome.usage)
-    await log(run, Outcome.answered(model, outcome, charge))
+    # The record (PostgreSQL) and the cache entry (Redis) are independent: written side by side, the answer
+    # waits for the slower of the two round trips instead of both.
     if outcome.finish_reason != "content_filter":
-        await cache_store(run, model, outcome, charge)
+        await asyncio.gather(
+            log(run, Outcome.answered(model, outcome, charge)), cache_store(run, model, outcome, charge)
+        )
+    else:
+        await log(run, Outcome.answered(model, outcome, charge))
     completion = completion_of(run, model, outcome, charge, cached=False)
     return Answered(completion, router_headers(run, model, charge.cost.total))
 
