@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -56,9 +57,12 @@ def manage(*args: str, env: dict[str, str] | None = None) -> str:
 
 
 def prepare_database() -> str:
-    """Creates and migrates the bench database, seeds the catalog and returns a fresh API key."""
+    """Creates (if missing) and migrates the database BENCH_DATABASE_URL names, seeds the catalog and returns a
+    fresh API key."""
+    url = urllib.parse.urlsplit(BENCH_DB)
+    name = url.path.lstrip("/")
     subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", "CREATE DATABASE router_bench"],
+        ["psql", url._replace(path="/postgres").geturl(), "-qc", f'CREATE DATABASE "{name}"'],
         capture_output=True,
         check=False,
     )
@@ -80,10 +84,12 @@ def wait_http(url: str, timeout: float = 30) -> None:
 
 
 @contextlib.contextmanager
-def fake_upstream(cpu: int = 0) -> Iterator[FakeUpstreamProcess]:
+def fake_upstream(cpu: int = 0, keep_alive_s: int | None = None) -> Iterator[FakeUpstreamProcess]:
+    """The fake upstream pinned to one core; `keep_alive_s` overrides uvicorn's 5 s idle keep-alive."""
     port = free_port()
+    keep_alive = [] if keep_alive_s is None else ["--timeout-keep-alive", str(keep_alive_s)]
     process = subprocess.Popen(
-        [*pin(cpu), PYTHON, "-m", "providers.fake_upstream", "--port", str(port)],
+        [*pin(cpu), PYTHON, "-m", "providers.fake_upstream", "--port", str(port), *keep_alive],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

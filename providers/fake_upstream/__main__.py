@@ -1,4 +1,4 @@
-"""Command line: `python -m providers.fake_upstream --port 9100 [--host 127.0.0.1]`."""
+"""Command line: `python -m providers.fake_upstream --port 9100 [--host 127.0.0.1] [--timeout-keep-alive 5]`."""
 
 import argparse
 import importlib.util
@@ -28,6 +28,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"]
     )
+    parser.add_argument(
+        "--timeout-keep-alive",
+        type=int,
+        default=5,
+        help="seconds an idle keep-alive connection stays open (uvicorn's default, 5)",
+    )
     args = parser.parse_args(argv)
     config = uvicorn.Config(
         app,
@@ -41,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         server_header=False,
         date_header=False,
         backlog=4096,
+        timeout_keep_alive=args.timeout_keep_alive,
     )
     logging.getLogger("uvicorn.error").addFilter(_HideInjectedDisconnects())
     uvicorn.Server(config).run()
