@@ -13,7 +13,7 @@ from django.db.models import Prefetch
 from django.utils import timezone
 
 from providers.adapters.base import ProviderConfig
-from providers.adapters.common import secrets_register
+from providers.adapters.redaction import secrets_register
 from providers.models import Model, ModelPrice, Provider
 from providers.pricing import Rates
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from providers.catalog import Catalog, CatalogModel, catalog_get, wrong_kind_message
 from providers.pricing import cost_of
-from providers.tokens import count_input_tokens, count_message_tokens, encoding_name_for
+from providers.token_encodings import encoding_name_for
+from providers.tokens import count_input_tokens, count_message_tokens
 
 DEFAULT_EXPECTED_OUTPUT_TOKENS = 500
 

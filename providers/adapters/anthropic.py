@@ -9,33 +9,27 @@ from typing import Any
 
 from providers.adapters.anthropic_usage import parse_usage
 from providers.adapters.base import ChatRequest, ChatResult, ProviderConfig, StreamDelta, Usage
+from providers.adapters.calls import post_json, stream_sse
 from providers.adapters.common import (
-    RAW_EVENT,
-    SSEEvent,
-    StreamDecoder,
     content_parts,
-    decode_stream,
     drop_none,
-    error_from_body,
     image_url_of,
-    incomplete_stream_error,
     int_of,
     is_system,
     json_schema_of,
-    loads_event,
     map_finish_reason,
     merge_turns,
     parse_data_url,
-    post_json,
     response_format_type,
-    stream_sse,
     tool_arguments,
     tool_call,
     tool_call_delta,
     tool_choice_name,
     unsupported_content,
 )
+from providers.adapters.errors import error_from_body, incomplete_stream_error
 from providers.adapters.native import PassThroughDecoder, forwarded_headers, native_body
+from providers.adapters.sse import RAW_EVENT, SSEEvent, StreamDecoder, decode_stream, loads_event
 
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096  # max_tokens is required; LiteLLM's long-standing default (§7.1)

@@ -9,27 +9,20 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from providers.adapters.base import ChatRequest, ChatResult, ProviderConfig, ProviderError, StreamDelta, Usage
+from providers.adapters.calls import post_json, stream_sse
 from providers.adapters.common import (
-    RAW_EVENT,
-    SSEEvent,
     content_parts,
-    decode_stream,
     drop_none,
-    error_from_body,
     image_url_of,
-    incomplete_stream_error,
     int_of,
     is_system,
     json_schema_of,
-    loads_event,
     map_finish_reason,
     merge_turns,
     new_tool_call_id,
     parse_data_url,
     parse_json_object,
-    post_json,
     response_format_type,
-    stream_sse,
     text_of,
     tool_arguments,
     tool_call,
@@ -37,6 +30,8 @@ from providers.adapters.common import (
     tool_choice_name,
     unsupported_content,
 )
+from providers.adapters.errors import error_from_body, incomplete_stream_error
+from providers.adapters.sse import RAW_EVENT, SSEEvent, decode_stream, loads_event
 
 API_VERSION = "v1beta"
 FINISH_REASONS = {

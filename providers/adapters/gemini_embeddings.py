@@ -14,7 +14,8 @@ from typing import Any, cast
 import orjson
 
 from providers.adapters.base import EmbeddingRequest, EmbeddingResult, ProviderConfig, ProviderError
-from providers.adapters.common import drop_none, post_json
+from providers.adapters.calls import post_json
+from providers.adapters.common import drop_none
 from providers.adapters.gemini import GeminiAdapter
 from providers.adapters.openai_embeddings import protocol_error, vector_of
 

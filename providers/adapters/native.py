@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from providers.adapters.base import ChatRequest, StreamDelta, Usage
-from providers.adapters.common import RAW_EVENT, SSEEvent, StreamDecoder
+from providers.adapters.sse import RAW_EVENT, SSEEvent, StreamDecoder
 
 # The gateway authenticates upstream with its own key and encodes the body itself: a client's value for
 # these must never reach the vendor, whatever the door chose to forward.

@@ -7,21 +7,11 @@ from typing import Any
 
 from providers.adapters import openai_responses
 from providers.adapters.base import ChatRequest, ChatResult, ProviderConfig, ProviderError, StreamDelta, Usage
-from providers.adapters.common import (
-    RAW_EVENT,
-    SSEEvent,
-    decode_stream,
-    drop_none,
-    error_from_body,
-    incomplete_stream_error,
-    int_of,
-    loads_event,
-    map_finish_reason,
-    post_json,
-    stream_sse,
-    tool_call,
-)
+from providers.adapters.calls import post_json, stream_sse
+from providers.adapters.common import drop_none, int_of, map_finish_reason, tool_call
+from providers.adapters.errors import error_from_body, incomplete_stream_error
 from providers.adapters.native import forwarded_headers
+from providers.adapters.sse import RAW_EVENT, SSEEvent, decode_stream, loads_event
 
 FINISH_REASONS = {
     "stop": "stop",

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from providers.adapters.base import EmbeddingRequest, EmbeddingResult, ProviderConfig, ProviderError, Usage
-from providers.adapters.common import drop_none, int_of, post_json
+from providers.adapters.calls import post_json
+from providers.adapters.common import drop_none, int_of
 from providers.vectors import floats_pack, vector_from_base64
 
 

@@ -6,21 +6,11 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 from providers.adapters.base import ChatRequest, ChatResult, ProviderConfig, ProviderError, StreamDelta, Usage
-from providers.adapters.common import (
-    RAW_EVENT,
-    SSEEvent,
-    decode_stream,
-    error_from_body,
-    incomplete_stream_error,
-    int_of,
-    loads_event,
-    map_finish_reason,
-    post_json,
-    stream_sse,
-    tool_call,
-    tool_call_delta,
-)
+from providers.adapters.calls import post_json, stream_sse
+from providers.adapters.common import int_of, map_finish_reason, tool_call, tool_call_delta
+from providers.adapters.errors import error_from_body, incomplete_stream_error
 from providers.adapters.native import PassThroughDecoder, native_body
+from providers.adapters.sse import RAW_EVENT, SSEEvent, decode_stream, loads_event
 
 INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter": "content_filter"}
 TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete"})

@@ -10,9 +10,9 @@ import respx
 
 from providers.adapters.anthropic import AnthropicAdapter
 from providers.adapters.base import ChatRequest, ProviderConfig, ProviderError
-from providers.adapters.common import redact, secrets_register
 from providers.adapters.gemini import GeminiAdapter
 from providers.adapters.openai import OpenAIAdapter
+from providers.adapters.redaction import redact, secrets_register
 
 OPENAI_KEY = "sk-proj-openai0123456789abcdefSECRET"
 ANTHROPIC_KEY = "sk-ant-api03-anthropic0123456789SECRET"

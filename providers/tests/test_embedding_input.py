@@ -6,7 +6,8 @@ import pytest
 
 from providers.bounds import inputs_tokens_bound
 from providers.embedding_input import MAX_INPUTS, InputError, embedding_inputs_parse
-from providers.tokens import count_input_tokens, decode_tokens, get_encoding
+from providers.token_encodings import get_encoding
+from providers.tokens import count_input_tokens, decode_tokens
 
 
 @pytest.mark.parametrize(

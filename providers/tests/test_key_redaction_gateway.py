@@ -9,7 +9,7 @@ from django.db import connections
 from django.test import AsyncClient
 
 from config.db import close_pools
-from providers.adapters.common import redact, secrets_register
+from providers.adapters.redaction import redact, secrets_register
 from providers.catalog import catalog_get, catalog_invalidate
 from routing.models import Attempt, GatewayRequest
 

@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 
 from providers.adapters import anthropic, gemini
 from providers.adapters.base import ChatResult, StreamDelta, Usage
-from providers.adapters.common import StreamDecoder, decode_stream, iter_sse
 from providers.adapters.deepseek import DeepSeekAdapter
 from providers.adapters.openai import ChatCompletionsStreamDecoder, OpenAIAdapter
+from providers.adapters.sse import StreamDecoder, decode_stream, iter_sse
 from providers.fake_upstream.answers import Answer, Prompt
 from providers.fake_upstream.anthropic_wire import AnthropicFormat
 from providers.fake_upstream.gemini_wire import GeminiFormat

@@ -10,7 +10,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from providers.models import Model, ModelPrice, Provider
-from providers.tokens import O200K_BASE, get_encoding
+from providers.token_encodings import O200K_BASE, get_encoding
 
 URL = "/v1/tokens/estimate"
 HELLO = [

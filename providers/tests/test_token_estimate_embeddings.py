@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from providers.tokens import get_encoding
+from providers.token_encodings import get_encoding
 
 URL = "/v1/tokens/estimate"
 TEXTS = ["The cat sat on the mat.", "A dog barked twice."]

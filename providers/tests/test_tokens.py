@@ -13,16 +13,14 @@ from typing import Any
 
 import pytest
 
-from providers import tokens
+from providers import token_encodings
+from providers.token_encodings import CL100K_BASE, O200K_BASE, encoding_name_for, get_encoding
 from providers.tokens import (
     APPROX,
-    CL100K_BASE,
-    O200K_BASE,
+    TokenCount,
     count_message_tokens,
     count_text_tokens,
     count_tools_tokens,
-    encoding_name_for,
-    get_encoding,
     token_method,
 )
 
@@ -152,14 +150,14 @@ class TestOfflineEncodings:
         for name in (O200K_BASE, CL100K_BASE):
             match = re.search(rf"{name}\.tiktoken\",\s*expected_hash=\"([0-9a-f]{{64}})\"", source)
             assert match is not None
-            assert tokens._SPECS[name].sha256 == match.group(1)
+            assert token_encodings._SPECS[name].sha256 == match.group(1)
 
     def test_the_bundled_files_hash_to_the_published_values(self) -> None:
-        data_dir = tokens._data_dir()
+        data_dir = token_encodings._data_dir()
         assert data_dir is not None
         for name in (O200K_BASE, CL100K_BASE):
             contents = gzip.decompress((data_dir / f"{name}.tiktoken.gz").read_bytes())
-            assert hashlib.sha256(contents).hexdigest() == tokens._SPECS[name].sha256
+            assert hashlib.sha256(contents).hexdigest() == token_encodings._SPECS[name].sha256
 
     @pytest.mark.parametrize(
         ("name", "text", "ids"),
@@ -198,7 +196,7 @@ class TestOfflineEncodings:
     def test_it_falls_back_to_approx_when_the_data_package_is_missing(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.setattr(tokens, "_data_dir", lambda: None)
+        monkeypatch.setattr(token_encodings, "_data_dir", lambda: None)
         assert get_encoding(O200K_BASE) is None
         count = count_message_tokens([{"role": "user", "content": "x" * 400}], "gpt-4o", "openai")
         assert count.method == APPROX
@@ -212,7 +210,7 @@ class TestOfflineEncodings:
         fake = tmp_path / "data"
         fake.mkdir()
         (fake / f"{O200K_BASE}.tiktoken.gz").write_bytes(gzip.compress(b"aGVsbG8= 0\n"))
-        monkeypatch.setattr(tokens, "_data_dir", lambda: fake)
+        monkeypatch.setattr(token_encodings, "_data_dir", lambda: fake)
         assert get_encoding(O200K_BASE) is None
         assert token_method("gpt-4o", "openai") == APPROX
 
@@ -224,7 +222,7 @@ class TestOfflineEncodings:
 class TestCookbookCounts:
     @pytest.mark.parametrize("model", ["gpt-3.5-turbo", "gpt-3.5-turbo-0613", "gpt-4", "gpt-4-0613"])
     def test_it_counts_129_prompt_tokens_for_cl100k_models(self, model: str) -> None:
-        assert count_message_tokens(COOKBOOK_MESSAGES, model, "openai") == tokens.TokenCount(
+        assert count_message_tokens(COOKBOOK_MESSAGES, model, "openai") == TokenCount(
             129, "tiktoken:cl100k_base"
         )
 
@@ -232,7 +230,7 @@ class TestCookbookCounts:
         "model", ["gpt-4o", "gpt-4o-mini", "gpt-4o-2024-08-06", "gpt-4.1", "o3", "gpt-5"]
     )
     def test_it_counts_124_prompt_tokens_for_o200k_models(self, model: str) -> None:
-        assert count_message_tokens(COOKBOOK_MESSAGES, model, "openai") == tokens.TokenCount(
+        assert count_message_tokens(COOKBOOK_MESSAGES, model, "openai") == TokenCount(
             124, "tiktoken:o200k_base"
         )
 

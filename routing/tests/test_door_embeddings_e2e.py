@@ -20,7 +20,7 @@ from budgets.limits import budget_limit_set
 from budgets.models import Budget, Reservation
 from providers.fake_upstream.embeddings_wire import embedding_vector
 from providers.models import ModelPrice
-from providers.tokens import _data_dir
+from providers.token_encodings import _data_dir
 from routing.models import Attempt, GatewayRequest
 
 pytestmark = pytest.mark.e2e

@@ -9,7 +9,7 @@ from django.test import AsyncClient
 from config.db import close_pools
 from providers.adapters.anthropic import AnthropicAdapter
 from providers.adapters.base import ChatRequest, ProviderConfig, ProviderError
-from providers.adapters.common import secrets_register
+from providers.adapters.redaction import secrets_register
 from providers.catalog import catalog_invalidate
 from routing.models import Attempt, GatewayRequest
 
