@@ -12,6 +12,7 @@
 
 import asyncio
 import contextlib
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -88,10 +89,22 @@ async def application(scope, receive, send):  # type: ignore[no-untyped-def]
         await site_application(scope, receive, send)
 
 
+def settle_heap() -> None:
+    """Before the first request: every view module imported (not on the first call), then what start-up made
+    moved out of the garbage collector's way (gc.freeze). A full collection no longer walks Django's and the
+    catalog's long-lived objects: with 1,000 streams open, those walks paused the process for 0.3-0.8 s."""
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns  # noqa: B018 (imports the URLconf and its views)
+    gc.collect()
+    gc.freeze()
+
+
 async def lifespan(receive, send):  # type: ignore[no-untyped-def]
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            settle_heap()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             multiprocess_exit()
