@@ -13,12 +13,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics.filters import DOOR_CHOICES, KEY_PREFIX_MAX_LENGTH, RequestFilter, shared_filters
+from analytics.request_pages import request_page
 from analytics.selectors import (
     model_list_with_prices,
     prompt_preview,
     request_get,
     request_list,
-    request_page,
     usage_summary,
 )
 from analytics.visibility import rows_visible_to
