@@ -84,12 +84,16 @@ def page_counted(queryset: QuerySet, *, page: int, per_page: int, cap: int) -> P
     one statement over any cap + 1 matches (a LIMIT'ed subquery, unordered, so the planner may stop early);
     beyond the cap the total is a lower bound, and any page may still be asked for: it shows its rows if it
     has any, and raises the bound to its last row (or makes it exact, if it turns out to be the last page)."""
-    counted = queryset.order_by().values("pk")[: cap + 1].count()
     offset = (page - 1) * per_page
-    if counted <= cap:
+    fetched: list[Any] | None = None
+    if offset >= cap:  # a page past the cap: its own rows tell more than the count could, so no count
+        fetched = list(queryset[offset : offset + per_page + 1])
+    counted = None if fetched else queryset.order_by().values("pk")[: cap + 1].count()
+    if counted is not None and counted <= cap:
         rows = list(queryset[offset : offset + per_page]) if offset < counted else []
         return Page(rows=rows, total=counted, page=page, per_page=per_page)
-    fetched = list(queryset[offset : offset + per_page + 1])  # one more: does another page follow?
+    if fetched is None:
+        fetched = list(queryset[offset : offset + per_page + 1])  # one more: does another page follow?
     rows, more = fetched[:per_page], len(fetched) > per_page
     if rows and not more:  # the last page: now the total is known
         return Page(rows=rows, total=offset + len(rows), page=page, per_page=per_page)
