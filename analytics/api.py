@@ -13,12 +13,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics.filters import DOOR_CHOICES, KEY_PREFIX_MAX_LENGTH, RequestFilter, shared_filters
+from analytics.request_pages import request_page
 from analytics.selectors import (
     model_list_with_prices,
     prompt_preview,
     request_get,
     request_list,
-    request_page,
     usage_summary,
 )
 from analytics.visibility import rows_visible_to
@@ -188,10 +188,22 @@ class RequestListApi(AnalyticsApi):
             "AnalyticsRequestList",
             {
                 "requests": OutputSerializer(many=True),
-                "total": serializers.IntegerField(),
+                "total": serializers.IntegerField(
+                    help_text="The matching requests; a lower bound when total_is_lower_bound is true."
+                ),
+                "total_is_lower_bound": serializers.BooleanField(
+                    help_text=(
+                        "True when counting stopped at the cap (ROUTER_SEARCH_COUNT_CAP, 10,000 by default: a"
+                        " search, or filters the daily rollups don't hold, over many rows): at least `total`"
+                        " requests match. Every page can still be asked for; while this is true and the page has"
+                        " rows, another page follows. False: `total` is exact."
+                    )
+                ),
                 "page": serializers.IntegerField(),
                 "per_page": serializers.IntegerField(),
-                "total_pages": serializers.IntegerField(),
+                "total_pages": serializers.IntegerField(
+                    help_text="Pages of `total`: exact, or with a lower-bound total the pages known to exist."
+                ),
             },
         ),
     )
@@ -212,6 +224,7 @@ class RequestListApi(AnalyticsApi):
             {
                 "requests": self.OutputSerializer(page.rows, many=True).data,
                 "total": page.total,
+                "total_is_lower_bound": page.total_is_lower_bound,
                 "page": page.page,
                 "per_page": page.per_page,
                 "total_pages": page.total_pages,

@@ -1,5 +1,6 @@
 """Reads for analytics: the request log, the overview and compare pages, catalog, keys and budget (the usage
-summary itself lives in analytics.usage and is re-exported here)."""
+summary itself lives in analytics.usage and is re-exported here; the request log's pages are
+analytics.request_pages)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,14 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, DecimalField, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, DecimalField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Substr
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import ApiKey, Team, TeamMembership, User
-from analytics.filters import RequestFilter, shared_filters
-from analytics.models import DailyUsage
-from analytics.usage import ZERO, DayUsage, rollups_rolled_until, spend_by_key, usage_summary, utc_today
+from analytics.usage import ZERO, DayUsage, spend_by_key, usage_summary, utc_today
 from analytics.usage import GroupUsage as GroupUsage  # re-exported: the usage reads moved to analytics.usage
 from analytics.usage import Totals as Totals
 from analytics.usage import UsageSummary as UsageSummary
@@ -473,91 +472,3 @@ def budget_gauge(*, user_id: int) -> WindowState | None:
     if limited:
         return max(limited, key=lambda w: (w.used_percentage, -w.id))
     return _primary(windows)
-
-
-@dataclass
-class Page:
-    rows: list[Any]
-    total: int
-    page: int
-    per_page: int
-
-    @property
-    def total_pages(self) -> int:
-        return -(-self.total // self.per_page)
-
-    @property
-    def has_previous(self) -> bool:
-        return 1 < self.page <= self.total_pages + 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.total_pages
-
-    @property
-    def first_index(self) -> int:
-        return (self.page - 1) * self.per_page + 1 if self.rows else 0
-
-    @property
-    def last_index(self) -> int:
-        return self.first_index + len(self.rows) - 1 if self.rows else 0
-
-    def nearby_pages(self, width: int = 2) -> list[int | None]:
-        """Page numbers for links: first, last and a window around the current page; None marks a gap."""
-        if self.total_pages == 0:
-            return []
-        wanted = {1, self.total_pages, *range(self.page - width, self.page + width + 1)}
-        pages = sorted(p for p in wanted if 1 <= p <= self.total_pages)
-        out: list[int | None] = []
-        for number in pages:
-            if out and out[-1] is not None and number - out[-1] > 1:  # type: ignore[operator]
-                out.append(None)
-            out.append(number)
-        return out
-
-
-def page_of(queryset: QuerySet, *, page: int, per_page: int, total: int | None = None) -> Page:
-    """One page of rows and the exact total; a page past the end is empty (and costs no row query)."""
-    if total is None:
-        total = queryset.count()
-    offset = (page - 1) * per_page
-    rows = list(queryset[offset : offset + per_page]) if offset < total else []
-    return Page(rows=rows, total=total, page=page, per_page=per_page)
-
-
-def request_page(*, filters: RequestFilter, rows: Q, page: int, per_page: int) -> Page:
-    """A page of the filtered log (filters validated by the caller, over request_list(rows=rows)). The total
-    comes from the rollups plus the live tail when the filters are rollup dimensions, so an unsearched list
-    of millions of rows does not count them one by one; a search counts the matching rows (trigram-indexed)."""
-    total = _total_from_rollups(filters, rows=rows)
-    return page_of(filters.qs, page=page, per_page=per_page, total=total)
-
-
-def _total_from_rollups(filters: RequestFilter, *, rows: Q) -> int | None:
-    data = filters.form.cleaned_data
-    start, end = data.get("start_date"), data.get("end_date")
-    status, cached = data.get("status") or None, data.get("cached")
-    if (data.get("search") or "").strip() or isinstance(start, datetime) or isinstance(end, datetime):
-        return None
-    if status and cached is not None:
-        return None  # the rollups hold no status x cache cross-tab
-    watermark = rollups_rolled_until()
-    if watermark is None:
-        return None
-    watermark_day = watermark.astimezone(UTC).date()
-    rolled = DailyUsage.objects.filter(
-        rows, shared_filters(data), date__lte=min(watermark_day, end) if end else watermark_day
-    )
-    if start:
-        rolled = rolled.filter(date__gte=start)
-    sums = rolled.aggregate(n=Sum("requests"), ok=Sum("successes"), hits=Sum("cache_hits"))
-    requests, successes, hits = sums["n"] or 0, sums["ok"] or 0, sums["hits"] or 0
-    if status:
-        total = successes if status == GatewayRequest.Status.SUCCESS else requests - successes
-    elif cached is not None:
-        total = hits if cached else requests - hits
-    else:
-        total = requests
-    if end is None or end >= watermark_day:
-        total += filters.qs.filter(created_at__gte=watermark).count()
-    return total

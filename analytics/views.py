@@ -39,6 +39,7 @@ from analytics.forms import (
     TeamWebhookForm,
     TeamWindowForm,
 )
+from analytics.request_pages import request_page
 from analytics.selectors import (
     DISMISSED_ALERTS,
     DISMISSED_ALERTS_MAX,
@@ -57,7 +58,6 @@ from analytics.selectors import (
     request_filter_choices,
     request_get,
     request_list,
-    request_page,
     team_choices,
     team_get,
     team_list,

@@ -203,3 +203,45 @@ def test_a_bad_team_filter_shows_the_error_not_a_crash(client, alice):
     client.force_login(alice)
     response = client.get(URL, {"team": "abc"})
     assert response.status_code == 400 and "team" in response.content.decode()
+
+
+def _haikus(user, count):
+    now = timezone.now()
+    for index in range(count):
+        GatewayRequestFactory(
+            user=user, prompt_text=f"haiku {index}", created_at=now - timedelta(seconds=index)
+        )
+
+
+def test_a_capped_count_reads_as_at_least_and_the_pager_offers_no_last_page(client, alice, settings):
+    settings.ROUTER_SEARCH_COUNT_CAP = 30
+    _haikus(alice, 65)
+    client.force_login(alice)
+    html = client.get(URL, {"search": "haiku"}, HTTP_HX_REQUEST="true").content.decode()
+    assert ">1\u201320 of 30+ requests</p>" in html
+    assert 'title="Matches are counted up to a cap' in html
+    assert "?search=haiku&amp;page=2" in html  # the next page and its number
+    assert "page=3" not in html and "page=4" not in html  # no last page it can't know
+    assert '<span class="gap">…</span>' in html
+
+
+def test_a_page_past_the_cap_shows_its_rows_and_the_last_one_an_exact_count(client, alice, settings):
+    settings.ROUTER_SEARCH_COUNT_CAP = 30
+    _haikus(alice, 65)
+    client.force_login(alice)
+    third = client.get(URL, {"search": "haiku", "page": 3}).content.decode()
+    assert ">41\u201360 of 60+ requests</p>" in third
+    assert 'rel="next"' in third
+    last = client.get(URL, {"search": "haiku", "page": 4}).content.decode()
+    assert ">61\u201365 of 65 requests</p>" in last
+    assert 'rel="next"' not in last and "Matches are counted up to a cap" not in last
+
+
+def test_a_search_under_the_cap_shows_its_exact_count_and_last_page(client, alice, settings):
+    settings.ROUTER_SEARCH_COUNT_CAP = 30
+    _haikus(alice, 30)
+    client.force_login(alice)
+    html = client.get(URL, {"search": "haiku"}).content.decode()
+    assert ">1\u201320 of 30 requests</p>" in html
+    assert "Matches are counted up to a cap" not in html
+    assert "?search=haiku&amp;page=2" in html and '<span class="gap">' not in html

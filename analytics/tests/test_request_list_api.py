@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from analytics.services import rollups_refresh
 from analytics.tests.factories import GatewayRequestFactory
 
 pytestmark = pytest.mark.django_db
@@ -16,7 +17,7 @@ URL = "/v1/analytics/requests"
 def test_it_answers_with_the_contract_field_names(alice, alice_api):
     GatewayRequestFactory(user=alice)
     body = alice_api.get(URL).json()
-    assert set(body) == {"requests", "total", "page", "per_page", "total_pages"}
+    assert set(body) == {"requests", "total", "total_is_lower_bound", "page", "per_page", "total_pages"}
     assert set(body["requests"][0]) == {
         "id",
         "created_at",
@@ -80,7 +81,14 @@ def test_a_page_past_the_end_is_an_empty_list(alice, alice_api):
 
 def test_no_rows_means_zero_total_pages(alice_api):
     body = alice_api.get(URL).json()
-    assert body == {"requests": [], "total": 0, "page": 1, "per_page": 20, "total_pages": 0}
+    assert body == {
+        "requests": [],
+        "total": 0,
+        "total_is_lower_bound": False,
+        "page": 1,
+        "per_page": 20,
+        "total_pages": 0,
+    }
 
 
 def test_per_page_defaults_to_20(alice, alice_api):
@@ -218,3 +226,89 @@ def test_the_openapi_schema_lists_the_door_parameter_with_its_values(client):
     door = next(p for p in operation["parameters"] if p["name"] == "door")
     assert door["in"] == "query"
     assert sorted(door["schema"]["enum"]) == ["chat", "embeddings", "messages", "responses"]
+
+
+def _haikus(user, count):
+    """`count` rows matching "haiku", one second apart, newest first in the returned list."""
+    now = timezone.now()
+    return [
+        GatewayRequestFactory(user=user, prompt_text=f"haiku {n}", created_at=now - timedelta(seconds=n))
+        for n in range(count)
+    ]
+
+
+def test_a_broad_search_counts_up_to_the_cap_and_says_the_total_is_a_lower_bound(alice, alice_api, settings):
+    settings.ROUTER_SEARCH_COUNT_CAP = 5
+    rows = _haikus(alice, 12)
+    GatewayRequestFactory(user=alice, prompt_text="something else")
+    body = alice_api.get(URL, {"search": "haiku", "per_page": 2}).json()
+    assert (body["total"], body["total_is_lower_bound"], body["total_pages"]) == (5, True, 3)
+    assert [r["id"] for r in body["requests"]] == [rows[0].id, rows[1].id]
+
+
+@pytest.mark.parametrize("matches", [4, 5])
+def test_a_search_matching_up_to_the_cap_has_an_exact_total_that_says_so(alice, alice_api, settings, matches):
+    settings.ROUTER_SEARCH_COUNT_CAP = 5
+    _haikus(alice, matches)
+    GatewayRequestFactory(user=alice, prompt_text="something else")
+    body = alice_api.get(URL, {"search": "haiku", "per_page": 2}).json()
+    expected = (matches, False, -(-matches // 2))
+    assert (body["total"], body["total_is_lower_bound"], body["total_pages"]) == expected
+
+
+def test_pages_past_the_capped_total_answer_with_their_rows_and_raise_the_bound(alice, alice_api, settings):
+    settings.ROUTER_SEARCH_COUNT_CAP = 5
+    rows = _haikus(alice, 12)
+    body = alice_api.get(URL, {"search": "haiku", "per_page": 2, "page": 4}).json()
+    assert [r["id"] for r in body["requests"]] == [rows[6].id, rows[7].id]
+    assert (body["total"], body["total_is_lower_bound"], body["total_pages"]) == (8, True, 4)
+
+
+def test_the_last_page_past_the_cap_makes_the_total_exact(alice, alice_api, settings):
+    settings.ROUTER_SEARCH_COUNT_CAP = 5
+    rows = _haikus(alice, 11)
+    body = alice_api.get(URL, {"search": "haiku", "per_page": 2, "page": 6}).json()
+    assert [r["id"] for r in body["requests"]] == [rows[10].id]
+    assert (body["total"], body["total_is_lower_bound"], body["total_pages"]) == (11, False, 6)
+
+
+def test_a_page_past_the_end_of_a_capped_search_is_empty_and_keeps_the_bound(alice, alice_api, settings):
+    settings.ROUTER_SEARCH_COUNT_CAP = 5
+    _haikus(alice, 12)
+    body = alice_api.get(URL, {"search": "haiku", "per_page": 2, "page": 7}).json()
+    assert body["requests"] == []
+    assert (body["total"], body["total_is_lower_bound"], body["total_pages"]) == (5, True, 3)
+
+
+def test_every_page_of_a_capped_search_together_is_every_match_once(alice, alice_api, settings):
+    settings.ROUTER_SEARCH_COUNT_CAP = 3
+    rows = _haikus(alice, 9)
+    seen, page = [], 1
+    while True:
+        body = alice_api.get(URL, {"search": "haiku", "per_page": 2, "page": page}).json()
+        seen += [r["id"] for r in body["requests"]]
+        if not body["total_is_lower_bound"] and page >= body["total_pages"]:
+            break
+        page += 1
+    assert seen == [row.id for row in rows]
+    assert body["total"] == 9
+
+
+def test_totals_from_the_rollups_stay_exact_above_the_cap(alice, alice_api, settings):
+    settings.ROUTER_SEARCH_COUNT_CAP = 5
+    for days in range(8):
+        GatewayRequestFactory(user=alice, created_at=timezone.now() - timedelta(days=days + 1))
+    rollups_refresh()
+    GatewayRequestFactory(user=alice)  # today's, past the rollups: counted live
+    body = alice_api.get(URL, {"per_page": 2}).json()
+    assert (body["total"], body["total_is_lower_bound"], body["total_pages"]) == (9, False, 5)
+
+
+def test_the_openapi_schema_documents_the_lower_bound_flag(client):
+    schema = client.get("/openapi.json").json()
+    response = schema["paths"][URL]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    listing = schema["components"]["schemas"][response["$ref"].rsplit("/", 1)[1]]
+    flag = listing["properties"]["total_is_lower_bound"]
+    assert flag["type"] == "boolean"
+    assert "at least `total`" in flag["description"]
+    assert "total_is_lower_bound" in listing["required"]

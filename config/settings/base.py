@@ -249,6 +249,9 @@ ROUTER_RATE_LIMIT_RPM = env_optional_int("ROUTER_RATE_LIMIT_RPM", minimum=1)
 ROUTER_RATE_LIMIT_FAIL_CLOSED = env_bool("ROUTER_RATE_LIMIT_FAIL_CLOSED", False)
 ROUTER_RATE_LIMIT_TPM = env_optional_int("ROUTER_RATE_LIMIT_TPM", minimum=1)
 ROUTER_LOG_RETENTION_DAYS = env_optional_int("ROUTER_LOG_RETENTION_DAYS", minimum=1)
+# A request-log search counts its matches up to this many, then reports the total as "at least" (an exact
+# count of a broad search over millions of rows takes seconds).
+ROUTER_SEARCH_COUNT_CAP = env_int("ROUTER_SEARCH_COUNT_CAP", 10_000, minimum=1)
 ROUTER_DEMO = env_optional_bool("ROUTER_DEMO")
 ROUTER_DEADLINE_S = env_float("ROUTER_DEADLINE_S", 120.0, minimum=1)
 ROUTER_RETRY_BASE_S = env_float("ROUTER_RETRY_BASE_S", 0.25, minimum=0)
