@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import itertools
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -104,6 +105,11 @@ def wrk_script(headers: dict[str, str], *, model: str = MODEL, stream: bool = Fa
 
 
 def wrk_rps(target: Target, *, seconds: int, connections: int, stream: bool) -> float:
+    return wrk_run(target, seconds=seconds, connections=connections, stream=stream)[0]
+
+
+def wrk_run(target: Target, *, seconds: int, connections: int, stream: bool) -> tuple[float, int]:
+    """wrk for `seconds` at `connections`: (requests/s, requests completed)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(wrk_script(target.headers, stream=stream))
     try:
@@ -115,10 +121,14 @@ def wrk_rps(target: Target, *, seconds: int, connections: int, stream: bool) -> 
         )
     finally:
         os.unlink(script.name)
-    for line in result.stdout.splitlines():
-        if line.startswith("Requests/sec:"):
-            return float(line.split()[1])
-    raise RuntimeError(result.stdout + result.stderr)
+    done = re.search(r"(\d+) requests in", result.stdout)
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", result.stdout)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", result.stdout)
+    if not done or not rate:
+        raise RuntimeError(result.stdout + result.stderr)
+    if errors:
+        raise RuntimeError(f"{target.name}: {errors.group(1)} requests failed under wrk:\n{result.stdout}")
+    return float(rate.group(1)), int(done.group(1))
 
 
 def main() -> None:

@@ -16,9 +16,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench.bench_gateway import MODEL, Target, latencies, wrk_rps
+from bench.bench_gateway import MODEL, Target, latencies, wrk_run
 from bench.common import (
     ROOT,
+    cpu_seconds_tree,
+    ensure_wrk,
     fake_upstream,
     free_port,
     gateway,
@@ -85,6 +87,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     n1, seconds = (150, 4) if args.quick else (400, 10)
+    ensure_wrk()
     key = prepare()
     rows, throughput, memory = [], [], []
     with fake_upstream(cpu=0) as upstream:
@@ -102,10 +105,13 @@ def main() -> None:
                 results[name] = {
                     "added_p50": median(ours) - median(base),
                     "added_p99": percentile(ours, 99) - percentile(base, 99),
-                    "rps_json": wrk_rps(target, seconds=seconds, connections=64, stream=False),
-                    "rps_stream": wrk_rps(target, seconds=seconds, connections=64, stream=True),
-                    "rss": hwm_mib(pid),
                 }
+                for kind, stream in (("json", False), ("stream", True)):
+                    cpu_before = cpu_seconds_tree(pid)
+                    rps, done = wrk_run(target, seconds=seconds, connections=64, stream=stream)
+                    results[name][f"rps_{kind}"] = rps
+                    results[name][f"cpu_{kind}"] = (cpu_seconds_tree(pid) - cpu_before) * 1000 / max(done, 1)
+                results[name]["rss"] = hwm_mib(pid)
     ours, theirs = results["AI Model Router"], results["LiteLLM proxy"]
     for label, key_name in (("added p50 ms (c=1)", "added_p50"), ("added p99 ms (c=1)", "added_p99")):
         rows.append([label, ours[key_name], theirs[key_name], theirs[key_name] / max(ours[key_name], 0.001)])
@@ -113,10 +119,14 @@ def main() -> None:
         throughput.append(
             [label, ours[key_name], theirs[key_name], ours[key_name] / max(theirs[key_name], 0.001)]
         )
+    for label, key_name in (("CPU ms/request json", "cpu_json"), ("CPU ms/request stream", "cpu_stream")):
+        rows.append([label, ours[key_name], theirs[key_name], theirs[key_name] / max(ours[key_name], 0.001)])
     memory.append(["peak RSS MiB", ours["rss"], theirs["rss"], theirs["rss"] / max(ours["rss"], 0.001)])
     print(
         table(
-            "Latency (lower is better; ratio = LiteLLM / ours)", ["figure", "ours", "LiteLLM", "ratio"], rows
+            "Latency and CPU (lower is better; ratio = LiteLLM / ours)",
+            ["figure", "ours", "LiteLLM", "ratio"],
+            rows,
         )
     )
     print()
