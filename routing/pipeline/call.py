@@ -121,10 +121,8 @@ async def call_model(run: CompletionRun, model: CatalogModel, tries: int) -> Cha
     adapter = get_adapter(model.provider)
     config = run.catalog.providers[model.provider]
     request = run.chat_request(model, stream=False)
-    outcome = await _with_retries(run, model, tries, lambda: adapter.complete(config, request))
-    if isinstance(outcome, ChatResult):
-        await health.provider_succeeded(model.provider, model.model_id, run.attempts[-1].latency_ms)
-    return outcome
+    # A success's health sample is written by the caller, beside the request's record (pipeline.complete).
+    return await _with_retries(run, model, tries, lambda: adapter.complete(config, request))
 
 
 async def embed_model(run: CompletionRun, model: CatalogModel, tries: int) -> EmbeddingResult | ProviderError:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from config.rendering import dumps
+from routing import health
 from routing.pipeline.caching import cache_lookup, cache_store, serve_cache_hit
 from routing.pipeline.call import call_model, first_answer, open_model_stream
 from routing.pipeline.limits import rate_admit, rate_headers_on_errors
@@ -50,14 +51,15 @@ async def _answer(run: CompletionRun, entry: dict[str, Any] | None) -> Answered:
 
     model, outcome = await first_answer(run, call_model)
     charge = charge_for(run, model, outcome.usage)
-    # The record (PostgreSQL) and the cache entry (Redis) are independent: written side by side, the answer
-    # waits for the slower of the two round trips instead of both.
+    # The record (PostgreSQL), the cache entry and the provider's health sample (Redis) are independent:
+    # written side by side, the answer waits for the slowest round trip instead of all three in turn.
+    writes = [
+        log(run, Outcome.answered(model, outcome, charge)),
+        health.provider_succeeded(model.provider, model.model_id, run.attempts[-1].latency_ms),
+    ]
     if outcome.finish_reason != "content_filter":
-        await asyncio.gather(
-            log(run, Outcome.answered(model, outcome, charge)), cache_store(run, model, outcome, charge)
-        )
-    else:
-        await log(run, Outcome.answered(model, outcome, charge))
+        writes.append(cache_store(run, model, outcome, charge))
+    await asyncio.gather(*writes)
     completion = completion_of(run, model, outcome, charge, cached=False)
     return Answered(completion, router_headers(run, model, charge.cost.total))
 
