@@ -15,7 +15,7 @@ from django.utils import timezone
 from budgets.models import Budget, Reservation
 from budgets.services import budget_reserve
 from providers.catalog import catalog_invalidate
-from routing.models import BatchItem, GatewayRequest
+from routing.models import BatchItem, BatchJob, GatewayRequest
 from routing.services import batch_lanes, batches, fanout
 from routing.tasks import batches_resume_task
 from routing.tests.conftest import api_client
@@ -93,8 +93,11 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_every_item_is_charged_once(
             batches_resume_task.apply_async()
             last_tick[0] = time.monotonic()
 
-    _wait_for(
-        lambda: items.filter(status__in=DONE).count() == 20,
+    _wait_for(  # every item done and the batch completed (by the worker after its last item, or the beat)
+        lambda: (
+            items.filter(status__in=DONE).count() == 20
+            and BatchJob.objects.filter(pk=batch_id, status="completed").exists()
+        ),
         60,
         "the batch to finish",
         tick=beat,
