@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import fake_upstream, free_port, median, percentile, pin, table, wait_http
+from bench.common import cpu_seconds, fake_upstream, free_port, median, percentile, pin, table, wait_http
 
 PYTHON = sys.executable
 _counter = itertools.count()
@@ -53,12 +53,6 @@ def _prepare(checkout: Path, env: dict[str, str]) -> str:
         cwd=checkout, env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     return made.stdout.strip().splitlines()[-1]
-
-
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds the process has used (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.contextmanager
@@ -108,12 +102,12 @@ def main() -> None:
                 for _ in range(50):  # warm-up: pools, catalogs, code paths
                     for url, key in zip(urls, [None, *keys], strict=True):
                         _timed(client, url, key)
-                cpu_before = [_cpu_s(before_pid), _cpu_s(after_pid)]
+                cpu_before = [cpu_seconds(before_pid), cpu_seconds(after_pid)]
                 for _ in range(args.requests):
                     for index, (url, key) in enumerate(zip(urls, [None, *keys], strict=True)):
                         samples[index].append(_timed(client, url, key))
                 cpu = [
-                    (_cpu_s(pid) - start) * 1000 / args.requests
+                    (cpu_seconds(pid) - start) * 1000 / args.requests
                     for pid, start in zip((before_pid, after_pid), cpu_before, strict=True)
                 ]
     direct = median(samples[0])

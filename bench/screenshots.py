@@ -19,21 +19,16 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from analytics.tests.browser import CHROMIUM, DESKTOP, LAUNCH_ARGS, PHONE  # noqa: E402
+
 OUT = ROOT / "bench" / "screenshots"
 DATABASE_URL = os.environ.get(
     "SCREENSHOTS_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/router_screenshots"
 )
 USERNAME, PASSWORD = "demo", "demo-password"
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
+VIEWPORTS = {"desktop": DESKTOP, "phone": PHONE}  # the widths the browser tests check
 
 
 def env() -> dict[str, str]:
@@ -108,9 +103,7 @@ def shoot(url: str) -> list[Path]:
     OUT.mkdir(parents=True, exist_ok=True)
     saved = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=LAUNCH_ARGS, headless=True
-        )
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
         for label, viewport in VIEWPORTS.items():
             page = browser.new_page(viewport=viewport, base_url=url)
             page.goto("/accounts/login/")

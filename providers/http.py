@@ -46,7 +46,7 @@ def _faults_as_httpx() -> Iterator[None]:
             raise httpx.ConnectError(str(cause) or type(cause).__name__) from cause
         if isinstance(cause, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
             raise httpx.RemoteProtocolError(str(cause) or type(cause).__name__) from cause
-        if isinstance(cause, aiohttp.ClientOSError) and not isinstance(cause, aiohttp.ClientConnectorError):
+        if isinstance(cause, aiohttp.ClientOSError):  # a connector error was taken above
             raise httpx.ReadError(str(cause) or type(cause).__name__) from cause
         raise
 
@@ -76,7 +76,7 @@ class UpstreamTransport(AiohttpTransport):
 
 
 def _transport() -> httpx.AsyncBaseTransport | None:
-    if getattr(settings, "ROUTER_UPSTREAM_TRANSPORT", "aiohttp") == "httpx":
+    if settings.ROUTER_UPSTREAM_TRANSPORT == "httpx":
         return None  # httpx's own
     return UpstreamTransport(limits=LIMITS)
 
