@@ -17,14 +17,13 @@ from routing.engine import (
     Needs,
     NoCandidates,
     RejectReason,
-    estimate_cost,
-    filter_candidates,
     plan,
     plan_manual,
     rank_cost_optimized,
     rank_latency_optimized,
     resolve_model,
 )
+from routing.filtering import estimate_cost, filter_candidates
 
 D = Decimal
 TODAY = date(2025, 10, 16)
