@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from analytics.compare import compare_model_choices, comparison_prompt, comparison_view
 from analytics.filters import RequestFilter, shared_filters
 from analytics.forms import BudgetWindowForm, CompareForm, OverviewFilterForm
 from analytics.request_pages import request_page
@@ -25,9 +26,6 @@ from analytics.selectors import (
     DISMISSED_ALERTS_MAX,
     budget_alert_concerns,
     budget_page_get,
-    compare_model_choices,
-    comparison_prompt,
-    comparison_view,
     key_choices,
     model_list_with_prices,
     overview_get,
