@@ -27,7 +27,7 @@ from accounts.authentication import Principal
 from config.api_errors import RateLimited, ServiceUnavailable
 from config.redis_clients import REDIS_ERRORS, get_redis
 from routing.metrics import RATE_LIMIT_REFUSALS
-from routing.ratelimit_scripts import ADMIT, RELEASE, SETTLE, run_script
+from routing.ratelimit_scripts import ADMIT, RELEASE, SETTLE, run_lua
 
 WINDOW_S = 60
 WINDOW_MS = WINDOW_S * 1000
@@ -156,7 +156,7 @@ async def rate_limit_check(
     for limit in limits:
         args.extend((limit.rpm or 0, limit.tpm or 0))
     try:
-        reply = await run_script(ADMIT, keys, args)
+        reply = await run_lua(ADMIT, keys, args)
     except REDIS_ERRORS:
         if settings.ROUTER_RATE_LIMIT_FAIL_CLOSED:
             raise ServiceUnavailable(
@@ -240,7 +240,7 @@ async def rate_limit_settle(
     if not keys or get_redis() is None:
         return
     try:
-        await run_script(SETTLE, keys, [_now_arg(now), WINDOW_MS, member, max(0, tokens)])
+        await run_lua(SETTLE, keys, [_now_arg(now), WINDOW_MS, member, max(0, tokens)])
     except REDIS_ERRORS:
         return
 
@@ -250,6 +250,6 @@ async def rate_limit_release(admitted: Admitted | None) -> None:
     if admitted is None or get_redis() is None:
         return
     try:
-        await run_script(RELEASE, admitted.keys, admitted.members)
+        await run_lua(RELEASE, admitted.keys, admitted.members)
     except REDIS_ERRORS:
         return  # they leave the window within the minute anyway

@@ -158,7 +158,7 @@ return 1
 SHA = {script: hashlib.sha1(script.encode()).hexdigest() for script in (ADMIT, SETTLE, RELEASE)}  # noqa: S324
 
 
-async def run_script(script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+async def run_lua(script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
     redis = get_redis()
     assert redis is not None
     try:
