@@ -98,6 +98,10 @@ class _Counter:
         else:
             self.ratio = APPROX_RATIOS.get(provider.strip().lower(), APPROX_DEFAULT_RATIO)
             self._encoding = get_encoding(O200K_BASE)
+        # What the unscaled count depends on: the encoding that reads the text and the one whose tool
+        # constants apply. Counters with the same key count the same request to the same base.
+        text_encoding = self._encoding.name if self._encoding is not None else "chars"
+        self.base_key = (text_encoding, self.tool_encoding_name)
 
     def text(self, text: str) -> int:
         if not text:
@@ -235,6 +239,7 @@ def count_message_tokens(
     provider: str,
     *,
     tools: Sequence[Mapping[str, Any]] | None = None,
+    bases: dict[tuple[str, str], int] | None = None,
 ) -> TokenCount:
     """Prompt tokens of an OpenAI-format chat request (messages plus optional tool definitions).
 
@@ -243,11 +248,18 @@ def count_message_tokens(
     counts a fixed 85 tokens at detail "low", else 765 (see IMAGE_TOKENS_HIGH_DETAIL). An assistant's
     tool_calls count their function names and argument strings. OpenAI models are counted with their
     own tiktoken encoding; other models get the labelled approximation described at APPROX_RATIOS.
+
+    `bases`, one dict per request, keeps the unscaled count per encoding: counting the same messages for
+    many models (every candidate of an optimized route) encodes them once per encoding, not once per model.
     """
     counter = _Counter(model_id, provider)
-    base = _messages_base(counter, messages)
-    if tools:
-        base += _tools_base(counter, tools)
+    base = bases.get(counter.base_key) if bases is not None else None
+    if base is None:
+        base = _messages_base(counter, messages)
+        if tools:
+            base += _tools_base(counter, tools)
+        if bases is not None:
+            bases[counter.base_key] = base
     return TokenCount(tokens=counter.finish(base), method=counter.method)
 
 

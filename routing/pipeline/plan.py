@@ -49,45 +49,60 @@ def _candidates(
     ]
 
 
-def _prompt_tokens(inp: CompletionInput, model: CatalogModel) -> int:
-    counted = count_message_tokens(inp.messages, model.model_id, model.provider, tools=inp.tools)
-    if counted.is_exact_tokenizer:
-        return counted.tokens
-    return int(Decimal(counted.tokens) * APPROX_PROMPT_MARGIN) + 1
+class PromptCounts:
+    """Per model of the request's kind: (prompt tokens, what its context window must hold when that is not
+    all of them), counted when first asked for, once per tokenizer (tokenizers differ by vendor).
 
-
-def _counts(inp: CompletionInput, model: CatalogModel) -> tuple[int, int | None]:
-    """(prompt tokens, what the context window must hold when that is not all of them) for one model.
-
-    Embeddings fit each input on its own, and are counted plainly, margin or not: their holds are sized by
-    the UTF-8 bound, and Gemini's estimate is also what they are charged at.
+    Lazy, because most requests need one model's count: a manual request is judged on its model's own
+    tokenizer and a fallback is counted only if it is tried. Counting every model up front encoded the
+    prompt once per catalog model (a long prompt paid that a dozen times) and loaded every vocabulary.
     """
-    if inp.embedding is not None:
-        inputs = count_input_tokens(inp.embedding.inputs, model.model_id, model.provider)
-        return inputs.total, inputs.longest
-    return _prompt_tokens(inp, model), None
 
+    def __init__(self, inp: CompletionInput, catalog: Catalog) -> None:
+        self._inp = inp
+        # Other kinds are never routed to, so never counted: a chat request pays no embedding tokenizer.
+        self._models = {m.model_id: m for m in catalog.models if m.kind == inp.kind}
+        self._by_method: dict[tuple[str, str], tuple[int, int | None]] = {}
+        self._bases: dict[tuple[str, str], int] = {}
 
-def _estimate_needs(inp: CompletionInput, catalog: Catalog) -> dict[str, tuple[int, int | None]]:
-    """Per model of the request's kind (tokenizers differ by vendor): its prompt tokens, and what its
-    context window must hold when that is not all of them (see _counts)."""
-    per_model: dict[str, tuple[int, int | None]] = {}
-    by_method: dict[tuple[str, str], tuple[int, int | None]] = {}
-    for model in catalog.models:
-        if model.kind != inp.kind:
-            continue  # never routed to, so never counted: a chat request pays no embedding tokenizer
+    def __contains__(self, model_id: object) -> bool:
+        return model_id in self._models
+
+    def counts(self, model_id: str) -> tuple[int, int | None]:
+        model = self._models[model_id]
         key = (model.provider, model.model_id if model.provider == "openai" else "")
-        if key not in by_method:
-            by_method[key] = _counts(inp, model)
-        per_model[model.model_id] = by_method[key]
-    return per_model
+        if key not in self._by_method:
+            self._by_method[key] = self._count(model)
+        return self._by_method[key]
 
+    def __getitem__(self, model_id: str) -> int:
+        """The prompt tokens of one model of the request's kind (KeyError for any other)."""
+        return self.counts(model_id)[0]
 
-def _largest(counts: list[tuple[int, int | None]]) -> tuple[int, int | None]:
-    """What optimized modes judge every candidate on: the largest count of any tokenizer."""
-    prompt = max((p for p, _ in counts), default=0)
-    fits = [f for _, f in counts if f is not None]
-    return prompt, max(fits) if fits else None
+    def get(self, model_id: str, default: int = 0) -> int:
+        """The prompt tokens of one model (default when it is not of the request's kind)."""
+        return self.counts(model_id)[0] if model_id in self._models else default
+
+    def largest(self) -> tuple[int, int | None]:
+        """What optimized modes judge every candidate on: the largest count of any tokenizer."""
+        counted = [self.counts(model_id) for model_id in self._models]
+        prompt = max((p for p, _ in counted), default=0)
+        fits = [f for _, f in counted if f is not None]
+        return prompt, max(fits) if fits else None
+
+    def _count(self, model: CatalogModel) -> tuple[int, int | None]:
+        """Embeddings fit each input on its own, and are counted plainly, margin or not: their holds are
+        sized by the UTF-8 bound, and Gemini's estimate is also what they are charged at."""
+        inp = self._inp
+        if inp.embedding is not None:
+            inputs = count_input_tokens(inp.embedding.inputs, model.model_id, model.provider)
+            return inputs.total, inputs.longest
+        counted = count_message_tokens(
+            inp.messages, model.model_id, model.provider, tools=inp.tools, bases=self._bases
+        )
+        if counted.is_exact_tokenizer:
+            return counted.tokens, None
+        return int(Decimal(counted.tokens) * APPROX_PROMPT_MARGIN) + 1, None
 
 
 def _prompt_bound(inp: CompletionInput) -> int:
@@ -106,11 +121,18 @@ async def completion_plan(*, caller: Caller, inp: CompletionInput, request_id: s
     optimized = inp.mode != engine.MODE_MANUAL or inp.model == engine.AUTO_MODEL
     cooldowns = await health.cooldowns_get(providers) if optimized else set()
     latencies = await health.latencies_get([m.model_id for m in catalog.models])
-    counts = _estimate_needs(inp, catalog)
-    largest, fit_tokens = _largest(list(counts.values()))
+    counts = PromptCounts(inp, catalog)
+    chosen = None
+    if inp.mode == engine.MODE_MANUAL and inp.model and inp.model != engine.AUTO_MODEL:
+        chosen = catalog.by_name(inp.model)
+    # Manual mode judges context on the requested model's own tokenizer.
+    if chosen is not None and chosen.model_id in counts:
+        prompt, fit = counts.counts(chosen.model_id)
+    else:
+        prompt, fit = counts.largest()
     needs = engine.Needs(
-        prompt_tokens=largest,
-        fit_tokens=fit_tokens,
+        prompt_tokens=prompt,
+        fit_tokens=fit,
         kind=inp.kind,
         today=timezone.now().date(),
         expected_output_tokens=inp.expected_output_tokens,
@@ -122,12 +144,6 @@ async def completion_plan(*, caller: Caller, inp: CompletionInput, request_id: s
         max_cost=inp.max_cost,
         clamp_max_tokens=inp.door_params.get(CLAMP_MAX_TOKENS) is True,
     )
-    if inp.mode == engine.MODE_MANUAL and inp.model and inp.model != engine.AUTO_MODEL:
-        # Manual mode judges context on the requested model's own tokenizer.
-        chosen = catalog.by_name(inp.model)
-        if chosen is not None and chosen.model_id in counts:
-            prompt, fit = counts[chosen.model_id]
-            needs = engine.Needs(**{**needs.__dict__, "prompt_tokens": prompt, "fit_tokens": fit})
     try:
         plan = engine.plan(
             mode=inp.mode,
@@ -161,7 +177,7 @@ async def completion_plan(*, caller: Caller, inp: CompletionInput, request_id: s
         request_id=request_id,
         catalog=catalog,
         plan=plan,
-        prompt_tokens={model_id: prompt for model_id, (prompt, _) in counts.items()},
+        prompt_tokens=counts,
         prompt_bound=_prompt_bound(inp),
         # Clamped, what every attempt is sent and held on is less than the client asked for.
         max_tokens_override=plan.max_tokens if plan.max_tokens != inp.max_tokens else None,

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Protocol
 
 from django.conf import settings
 from django.utils import timezone
@@ -18,6 +19,14 @@ from routing import engine
 from routing.pipeline.types import AttemptRecord, Caller, CompletionInput
 
 ZERO = Decimal(0)
+
+
+class PromptTokens(Protocol):
+    """Per model id, the prompt estimate (plan.PromptCounts counts it when first asked for)."""
+
+    def __getitem__(self, model_id: str) -> int: ...
+
+    def get(self, model_id: str, default: int = 0) -> int: ...
 
 
 @dataclass(slots=True)
@@ -99,7 +108,7 @@ class CompletionRun:
     request_id: str
     catalog: Catalog
     plan: engine.Plan
-    prompt_tokens: dict[str, int]  # per model id: the estimate that fit and ranking are judged on
+    prompt_tokens: PromptTokens  # per model id: the estimate that fit and ranking are judged on
     prompt_bound: int = 0  # a true upper bound of the prompt, whatever the tokenizer: what holds are sized by
     started: float = field(default_factory=time.monotonic)
     created_at: datetime = field(default_factory=timezone.now)

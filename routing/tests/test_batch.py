@@ -18,7 +18,7 @@ from providers.bounds import prompt_tokens_bound
 from providers.catalog import catalog_get
 from providers.pricing import worst_case_cost
 from routing.models import BatchItem, BatchJob, GatewayRequest
-from routing.pipeline.plan import _prompt_tokens
+from routing.pipeline.plan import PromptCounts
 from routing.pipeline.types import CompletionInput
 from routing.services import batch_lanes, batches
 from routing.tests.rate_windows import requests_counted
@@ -111,11 +111,12 @@ def test_items_override_the_batch_model_and_parameters(alice_http, fake_upstream
 
 def test_a_batch_of_20_where_the_budget_fits_10_refuses_the_rest_with_402(alice_http, alice, fake_upstream):
     fake_upstream.control(model="gpt-4o-mini", answer="word " * 2000)  # every answer uses all of max_tokens
-    model = catalog_get(fresh=True).by_name("gpt-4o-mini")
+    catalog = catalog_get(fresh=True)
+    model = catalog.by_name("gpt-4o-mini")
     assert model is not None and model.rates is not None
 
     def held_prompt(i: int) -> int:  # what a hold covers (routing.pipeline.run.CompletionRun.held_prompt)
-        estimate = _prompt_tokens(CompletionInput(messages=_messages(i)), model)
+        estimate = PromptCounts(CompletionInput(messages=_messages(i)), catalog).get(model.model_id)
         return min(max(prompt_tokens_bound(_messages(i)), estimate), model.context_window)
 
     worst = max(worst_case_cost(model.rates, held_prompt(i), 1000) for i in range(20))
