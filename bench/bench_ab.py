@@ -1,7 +1,7 @@
 """Two commits of the gateway side by side: added latency at concurrency 1, in one run, requests interleaved.
 
-Run: `.venv/bin/python -m bench.bench_ab BEFORE_DIR AFTER_DIR [--requests N]`, each DIR a checkout (e.g. a
-`git worktree add /tmp/before <rev>`). Both gateways run at once on the same core with their own database; the
+Run: `.venv/bin/python -m bench.bench_ab BEFORE_DIR AFTER_DIR [--requests N] [--prompt-kib K]`, each DIR a
+checkout (e.g. a `git worktree add /tmp/before <rev>`). Both gateways run at once on the same core with their own database; the
 driver sends one request to the fake upstream directly, then one through each gateway, in turn, so whatever
 else the machine does at a moment weighs on all three alike. Added latency = through a gateway - direct.
 """
@@ -69,10 +69,16 @@ def _gateway(checkout: Path, env: dict[str, str]) -> Iterator[tuple[str, int]]:
         process.wait(10)
 
 
+# --prompt-kib: a long shared context before each request's own line (as a coding agent sends).
+_context = ""
+
+
 def _timed(client: httpx.Client, url: str, key: str | None) -> float:
     body = {
         "model": "gpt-4o-mini",
-        "messages": [{"role": "user", "content": f"ab prompt {next(_counter)} {time.monotonic_ns()}"}],
+        "messages": [
+            {"role": "user", "content": f"{_context}ab prompt {next(_counter)} {time.monotonic_ns()}"}
+        ],
         "max_tokens": 64,
     }
     headers = {"Authorization": f"Bearer {key or 'sk-fake'}"}
@@ -88,7 +94,13 @@ def main() -> None:
     parser.add_argument("before", type=Path)
     parser.add_argument("after", type=Path)
     parser.add_argument("--requests", type=int, default=600)
+    parser.add_argument("--prompt-kib", type=int, default=0, help="a long context before each prompt")
     args = parser.parse_args()
+    global _context
+    words = (Path(__file__).parents[1] / "README.md").read_text().split()
+    while len(_context) < args.prompt_kib * 1024:
+        _context += " ".join(words) + "\n"
+    _context = _context[: args.prompt_kib * 1024]
     with fake_upstream(cpu=0) as upstream:
         envs = [_env("router_ab_a", upstream.url), _env("router_ab_b", upstream.url)]
         keys = [_prepare(args.before, envs[0]), _prepare(args.after, envs[1])]
@@ -129,7 +141,8 @@ def main() -> None:
         ],
     ]
     headers = ["target", "p50", "p99", "added p50", "gateway CPU ms/request"]
-    print(table(f"Concurrency 1, {args.requests} requests each, interleaved (ms)", headers, rows))
+    prompt = f", prompts of {args.prompt_kib} KiB" if args.prompt_kib else ""
+    print(table(f"Concurrency 1, {args.requests} requests each{prompt}, interleaved (ms)", headers, rows))
     print(
         f"\nafter - before: added p50 {median(samples[2]) - median(samples[1]):+.2f} ms, CPU {cpu[1] - cpu[0]:+.2f} ms/request"
     )
