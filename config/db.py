@@ -256,10 +256,13 @@ def insert_statement(objs: list[Any], **on_conflict: Any) -> tuple[str, tuple[An
     return sql, tuple(params)
 
 
-async def run_script(statements: list[tuple[str, Any]]) -> list[tuple[Any, ...]] | None:
+async def run_script(
+    statements: list[tuple[str, Any]], *, rows_of: int | None = None
+) -> list[tuple[Any, ...]] | None:
     """Runs the statements in one round trip as one implicit transaction (PostgreSQL's simple query
     protocol: all of them commit together, or none does) and returns the rows of the last statement that
-    returned any. Values are bound client-side by psycopg, which quotes and casts them itself.
+    returned any, or of statement number `rows_of`. Values are bound client-side by psycopg, which quotes and
+    casts them itself.
 
     Much cheaper than a pipeline or a transaction block of separate executes: one message each way."""
     pool = await get_pool()
@@ -271,11 +274,13 @@ async def run_script(statements: list[tuple[str, Any]]) -> list[tuple[Any, ...]]
             cursor = AsyncClientCursor(conn)
             await cursor.execute(";\n".join(cursor.mogrify(sql, params) for sql, params in statements))
             rows = None
+            index = 0
             while True:
-                if cursor.description is not None:
+                if cursor.description is not None and rows_of in (None, index):
                     rows = await cursor.fetchall()
                 if not cursor.nextset():
                     return rows
+                index += 1
         finally:
             await pool.putconn(conn)
     except Exception as exc:

@@ -37,6 +37,9 @@ class JournalEntry:
     attempts: list[Attempt]
     settle: list[tuple[int, Decimal]]
     release: list[int]
+    # The live write only: its pending row went in with the first hold, so the outcome's own columns are
+    # enough (writes.completion_statement). Not journaled: a replay writes the whole row, which is always right.
+    pending: bool = False
 
 
 def _plain(value: Any) -> Any:

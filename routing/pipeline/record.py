@@ -217,7 +217,10 @@ async def log(run: CompletionRun, outcome: Outcome) -> None:
     settle = [(rid, row.total_cost_usd) for model_id, rid in run.reservations.items() if model_id == answered]
     release = [rid for model_id, rid in run.reservations.items() if model_id != answered]
     try:
-        await write_outcome(JournalEntry(row=row, attempts=attempts, settle=settle, release=release))
+        entry = JournalEntry(
+            row=row, attempts=attempts, settle=settle, release=release, pending=run.pending_written
+        )
+        await write_outcome(entry)
     finally:
         lease_drop(list(run.reservations.values()))  # the call is over: its holds are settled or journaled
 

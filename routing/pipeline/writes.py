@@ -11,12 +11,15 @@ are budgets' own (one SQL statement each on PostgreSQL, the ORM services elsewhe
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db.models import Field
 from django.db.models.constants import OnConflict
+from psycopg import IntegrityError
 
 from budgets.hotpath import release_statement, settle_statement
 from budgets.services import budget_release, budget_settle
@@ -35,24 +38,74 @@ def pending_statement(row: GatewayRequest) -> Statement:
     return insert_statement([row], on_conflict=OnConflict.IGNORE)
 
 
-def _row_statements(entry: JournalEntry) -> list[Statement]:
+# What the pending row already holds and the outcome never changes: the request's own facts and its prompt,
+# which for a coding agent's request is most of the row (sent, parsed and TOASTed again for nothing).
+WRITTEN_ONCE = frozenset(
+    {
+        "id",
+        "user_id",
+        "api_key_id",
+        "client_request_id",
+        "created_at",
+        "requested_model",
+        "door",
+        "messages",
+        "prompt_text",
+        "stream",
+        "selection_mode",
+        "models_considered",
+        "candidates",
+        "comparison_id",
+        "batch_id",
+    }
+)
+
+
+def _row_statement(entry: JournalEntry) -> Statement:
+    """The whole row: completes a pending row or writes a fresh one; a row already closed stays as it is."""
     meta = GatewayRequest._meta
     columns = [f for f in meta.local_concrete_fields if not f.primary_key]
     sql, params = insert_statement(
         [entry.row], on_conflict=OnConflict.UPDATE, update_fields=columns, unique_fields=[meta.pk]
     )
     table = connection.ops.quote_name(GatewayRequest._meta.db_table)
-    # Completes a pending row (or writes a fresh one); a row already closed stays as it is.
-    statements = [(f"{sql} WHERE {table}.{connection.ops.quote_name('status')} = 'pending'", params)]
-    if entry.attempts:
-        statements.append(insert_statement(entry.attempts, on_conflict=OnConflict.IGNORE))
-    return statements
+    return f"{sql} WHERE {table}.{connection.ops.quote_name('status')} = 'pending'", params
+
+
+@functools.cache
+def _completion_sql(vendor: str) -> tuple[str, tuple[Field[Any, Any], ...]]:
+    del vendor  # the cache key: quoting is the configured database's
+    meta = GatewayRequest._meta
+    fields = tuple(f for f in meta.local_concrete_fields if f.attname not in WRITTEN_ONCE)
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(str(f.column))} = %s" for f in fields)
+    where = f"{quote('id')} = %s AND {quote('status')} = 'pending' RETURNING {quote('id')}"
+    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {where}"  # noqa: S608 (the model's columns)
+    return sql, fields
+
+
+def completion_statement(entry: JournalEntry) -> Statement:
+    """The outcome's own columns of a row still pending (it returns the id when it completed one)."""
+    db = connections[DEFAULT_DB_ALIAS]
+    sql, fields = _completion_sql(db.vendor)
+    row = entry.row
+    values = tuple(f.get_db_prep_save(f.pre_save(row, False), db) for f in fields)
+    return sql, (*values, row.pk)
+
+
+def _attempt_statements(entry: JournalEntry) -> list[Statement]:
+    return [insert_statement(entry.attempts, on_conflict=OnConflict.IGNORE)] if entry.attempts else []
 
 
 def write_outcome_sync(entry: JournalEntry) -> None:
     """The outcome in one transaction through Django's connection (SQLite, and journal replays anywhere)."""
     with transaction.atomic():
-        execute_statements(_row_statements(entry))
+        completed = False
+        if entry.pending:
+            with connection.cursor() as cursor:
+                cursor.execute(*completion_statement(entry))
+                completed = cursor.fetchone() is not None
+        execute_statements(([] if completed else [_row_statement(entry)]) + _attempt_statements(entry))
         for reservation_id, cost in entry.settle:
             budget_settle(reservation_id=reservation_id, actual_cost=cost)
         for reservation_id in entry.release:
@@ -60,17 +113,30 @@ def write_outcome_sync(entry: JournalEntry) -> None:
 
 
 async def _write_outcome(entry: JournalEntry) -> None:
+    """One round trip when the pending row is there to complete (the live path); the whole row otherwise.
+
+    When the short form completed nothing, the row was closed already, or lost: the pending write is not
+    flushed to disk (budgets.hotpath), and then its attempts fail the short form's transaction (their
+    foreign key), which undoes all of it. The whole form follows; every step of it is idempotent, so what a
+    committed short form did is not done twice.
+    """
     pool = await get_pool()
     if pool is None:
         await run_orm(write_outcome_sync, entry)
         return
-    statements: list[Statement] = []
+    head: list[Statement] = []
     if not settings.ROUTER_LOG_DURABLE_COMMIT:
-        statements.append(("SET LOCAL synchronous_commit TO OFF", None))
-    statements += _row_statements(entry)
-    statements += [settle_statement(reservation_id=rid, actual_cost=cost) for rid, cost in entry.settle]
-    statements += [release_statement(reservation_id=rid) for rid in entry.release]
-    await run_script(statements)
+        head.append(("SET LOCAL synchronous_commit TO OFF", None))
+    rest = _attempt_statements(entry)
+    rest += [settle_statement(reservation_id=rid, actual_cost=cost) for rid, cost in entry.settle]
+    rest += [release_statement(reservation_id=rid) for rid in entry.release]
+    if entry.pending:
+        try:
+            if await run_script([*head, completion_statement(entry), *rest], rows_of=len(head)):
+                return
+        except IntegrityError:
+            pass
+    await run_script([*head, _row_statement(entry), *rest])
 
 
 async def write_outcome(entry: JournalEntry) -> bool:

@@ -93,6 +93,7 @@ def _outcome(
     release: list[int],
     models: tuple[str, ...] = ("gpt-4o-mini",),
     success: bool = True,
+    pending: bool = True,
 ) -> JournalEntry:
     """What record.log hands to write_outcome: the completed row, its attempts, the holds to settle or free."""
     cost = sum((c for _, c in settle), Decimal(0))
@@ -139,7 +140,7 @@ def _outcome(
         )
         for index, model in enumerate(models)
     ]
-    return JournalEntry(row=row, attempts=attempts, settle=settle, release=release)
+    return JournalEntry(row=row, attempts=attempts, settle=settle, release=release, pending=pending)
 
 
 # ------------------------------------------------------------------ the cases (each returns what it observed)
@@ -216,6 +217,24 @@ async def an_error_outcome_frees_its_hold(user_id: int) -> dict[str, Any]:
     return {"written": await write_outcome(entry)}
 
 
+async def an_outcome_completes_the_pending_row_without_its_prompt(user_id: int) -> dict[str, Any]:
+    """The live write sends only the outcome's columns: what the pending row holds stays as written."""
+    await run_orm(budget_get_or_create, user_id=user_id)
+    hold = await _reserve(user_id, "req_c_short", with_row=_pending_row(user_id, "req_c_short"))
+    entry = _outcome(user_id, "req_c_short", settle=[(hold, COST)], release=[])
+    entry.row.messages, entry.row.prompt_text = [], ""  # not what the short form sends
+    return {"written": await write_outcome(entry)}
+
+
+async def an_outcome_whose_pending_row_was_lost_is_written_whole(user_id: int) -> dict[str, Any]:
+    """The pending write is not flushed to disk: a database crash right after it loses the row (and the hold
+    with it, which only frees room). The outcome then writes the whole row."""
+    await run_orm(budget_get_or_create, user_id=user_id)
+    hold = await _reserve(user_id, "req_c_lost")  # its row never made it
+    entry = _outcome(user_id, "req_c_lost", settle=[(hold, COST)], release=[])
+    return {"written": await write_outcome(entry)}
+
+
 async def a_journaled_outcome_is_replayed_once(user_id: int) -> dict[str, Any]:
     await run_orm(budget_get_or_create, user_id=user_id)
     hold = await _reserve(user_id, "req_c_journal", with_row=_pending_row(user_id, "req_c_journal"))
@@ -260,6 +279,8 @@ CASES: dict[str, Case] = {
         an_outcome_for_a_closed_row_changes_nothing,
         a_fallback_hold_is_released_and_the_answering_one_settled,
         an_error_outcome_frees_its_hold,
+        an_outcome_completes_the_pending_row_without_its_prompt,
+        an_outcome_whose_pending_row_was_lost_is_written_whole,
         a_journaled_outcome_is_replayed_once,
         overlapping_holds_return_the_budget_to_zero,
     )
@@ -449,6 +470,25 @@ def _check_an_error_outcome_frees_its_hold(result: dict[str, Any]) -> None:
     assert row["status"] == "error" and row["http_status"] == 502 and row["cost"] == "0"
     assert [(r["status"], r["settled"]) for r in result["state"]["reservations"]] == [("released", "0")]
     assert result["state"]["budget"] == {"spent": "0", "reserved": "0"}
+
+
+def _check_an_outcome_completes_the_pending_row_without_its_prompt(result: dict[str, Any]) -> None:
+    assert result["observed"] == {"written": True}
+    row = _only_row(result)
+    assert row["status"] == "success" and row["cost"] == "0.0042" and row["response_text"] == "Paris."
+    assert row["messages"] == HELLO  # the pending row's, kept
+    assert row["attempts"] == [[0, "gpt-4o-mini", "success", 200]]
+    assert [(r["status"], r["settled"]) for r in result["state"]["reservations"]] == [("settled", "0.0042")]
+    assert result["state"]["budget"] == {"spent": "0.0042", "reserved": "0"}
+
+
+def _check_an_outcome_whose_pending_row_was_lost_is_written_whole(result: dict[str, Any]) -> None:
+    assert result["observed"] == {"written": True}
+    row = _only_row(result)
+    assert row["id"] == "req_c_lost" and row["status"] == "success" and row["messages"] == HELLO
+    assert row["cost"] == "0.0042" and row["attempts"] == [[0, "gpt-4o-mini", "success", 200]]
+    assert [(r["status"], r["settled"]) for r in result["state"]["reservations"]] == [("settled", "0.0042")]
+    assert result["state"]["budget"] == {"spent": "0.0042", "reserved": "0"}
 
 
 def _check_a_journaled_outcome_is_replayed_once(result: dict[str, Any]) -> None:
