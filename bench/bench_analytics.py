@@ -136,6 +136,9 @@ def main() -> None:
         # the first page past the search's counting cap (10,000 matches at 20 a page): rows, not a count
         ("GET /v1/analytics/requests?search=haiku&page=501", get(api, "/v1/analytics/requests", search="haiku", page="501")),
         ("GET /v1/analytics/requests?model=gpt-4o&page=50", get(api, "/v1/analytics/requests", model="gpt-4o", page="50")),
+        # no index on status (routing/migrations/0007): the newest rows of the user's index, filtered
+        ("GET /v1/analytics/requests?status=error", get(api, "/v1/analytics/requests", status="error")),
+        ("GET /v1/analytics/requests?status=error&page=50", get(api, "/v1/analytics/requests", status="error", page="50")),
         ("GET /dashboard/ (overview, 30 days)", get(page, "/dashboard/")),
         ("GET /dashboard/?days=90", get(page, "/dashboard/", days="90")),
         ("GET /dashboard/requests/?search=haiku", get(page, "/dashboard/requests/", search="haiku")),

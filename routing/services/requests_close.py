@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from budgets.models import Reservation
@@ -16,6 +18,9 @@ from routing.models import GatewayRequest
 from routing.pipeline.writes import journal_replay
 
 logger = logging.getLogger(__name__)
+# How far back an expired hold's row is still looked for (the job runs every few minutes; this covers a
+# beat that was down for days).
+EXPIRED_LOOKBACK = timedelta(days=7)
 
 
 def requests_close_stale(*, now: datetime | None = None) -> dict[str, int]:
@@ -31,11 +36,25 @@ def requests_close_stale(*, now: datetime | None = None) -> dict[str, int]:
         "request_id"
     )
     stale = GatewayRequest.objects.filter(
-        status=GatewayRequest.Status.PENDING, created_at__lt=cutoff
+        pk__in=_lapsed_holds(moment), status=GatewayRequest.Status.PENDING, created_at__lt=cutoff
     ).exclude(pk__in=renewed)
     for request_id in stale.values_list("pk", flat=True):
         closed += _close(request_id, moment)
     return {"replayed": replayed, "closed": closed}
+
+
+def _lapsed_holds(moment: datetime) -> QuerySet[Reservation, Any]:
+    """The requests of holds nobody renewed: still open past their expiry, or expired by
+    budgets.reservations_expire within EXPIRED_LOOKBACK (both on the reservations' (status, expiry) index).
+
+    Pending rows are found through their holds because the log has no index on `status` (it would make every
+    outcome's UPDATE rewrite all the row's indexes, see routing/migrations/0007). A provider is only called
+    once a hold is granted, so a row left pending without one had no call and costs nothing.
+    """
+    lapsed = Q(status=Reservation.Status.OPEN, expires_at__lt=moment) | Q(
+        status=Reservation.Status.EXPIRED, expires_at__gte=moment - EXPIRED_LOOKBACK
+    )
+    return Reservation.objects.filter(lapsed).values("request_id")
 
 
 def _close(request_id: str, moment: datetime) -> int:

@@ -15,7 +15,7 @@ import pytest
 from django.utils import timezone
 
 from budgets.models import Budget, Reservation
-from budgets.services import budget_reserve
+from budgets.services import budget_reserve, reservations_expire
 from routing.models import Attempt, GatewayRequest
 from routing.pipeline import journal
 from routing.pipeline.journal import JournalEntry, journal_entries
@@ -109,6 +109,19 @@ def test_an_outcome_after_the_row_was_closed_changes_nothing(alice, journal_dir)
     row = GatewayRequest.objects.get(pk="req_late")
     assert row.status == "unsettled" and row.total_cost_usd == Decimal("0.01")  # charged at the hold
     assert Budget.objects.get(user=alice).spent_usd == Decimal("0.01")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_whose_hold_the_expiry_job_released_first_is_still_closed(alice, journal_dir):
+    """The job finds pending rows through their holds, expired ones included (the log has no status index)."""
+    _pending(alice, "req_expired", Decimal("0.01"))
+    later = timezone.now() + timedelta(hours=2)
+    assert reservations_expire(now=later) == 1
+    assert requests_close_stale(now=later) == {"replayed": 0, "closed": 1}
+    row = GatewayRequest.objects.get(pk="req_expired")
+    assert row.status == "unsettled" and row.total_cost_usd == Decimal("0.01")  # charged at the hold
+    assert Budget.objects.get(user=alice).spent_usd == Decimal("0.01")
+    assert requests_close_stale(now=later + timedelta(days=1)) == {"replayed": 0, "closed": 0}
 
 
 @pytest.mark.django_db(transaction=True)
