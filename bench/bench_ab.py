@@ -20,7 +20,17 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import cpu_seconds, fake_upstream, free_port, median, percentile, pin, table, wait_http
+from bench.common import (
+    cpu_seconds,
+    fake_upstream,
+    free_port,
+    hwm_mib,
+    median,
+    percentile,
+    pin,
+    table,
+    wait_http,
+)
 
 PYTHON = sys.executable
 _counter = itertools.count()
@@ -122,15 +132,17 @@ def main() -> None:
                     (cpu_seconds(pid) - start) * 1000 / args.requests
                     for pid, start in zip((before_pid, after_pid), cpu_before, strict=True)
                 ]
+                peak = [hwm_mib(before_pid), hwm_mib(after_pid)]
     direct = median(samples[0])
     rows = [
-        ["direct (fake upstream)", direct, percentile(samples[0], 99), 0.0, "-"],
+        ["direct (fake upstream)", direct, percentile(samples[0], 99), 0.0, "-", "-"],
         [
             f"before ({args.before.name})",
             median(samples[1]),
             percentile(samples[1], 99),
             median(samples[1]) - direct,
             cpu[0],
+            peak[0],
         ],
         [
             f"after ({args.after.name})",
@@ -138,13 +150,15 @@ def main() -> None:
             percentile(samples[2], 99),
             median(samples[2]) - direct,
             cpu[1],
+            peak[1],
         ],
     ]
-    headers = ["target", "p50", "p99", "added p50", "gateway CPU ms/request"]
+    headers = ["target", "p50", "p99", "added p50", "gateway CPU ms/request", "peak RSS MiB"]
     prompt = f", prompts of {args.prompt_kib} KiB" if args.prompt_kib else ""
     print(table(f"Concurrency 1, {args.requests} requests each{prompt}, interleaved (ms)", headers, rows))
     print(
-        f"\nafter - before: added p50 {median(samples[2]) - median(samples[1]):+.2f} ms, CPU {cpu[1] - cpu[0]:+.2f} ms/request"
+        f"\nafter - before: added p50 {median(samples[2]) - median(samples[1]):+.2f} ms, CPU {cpu[1] - cpu[0]:+.2f} ms/request,"
+        f" peak RSS {peak[1] - peak[0]:+.1f} MiB"
     )
 
 

@@ -15,15 +15,18 @@ import contextlib
 import gc
 import os
 
+from django.conf import settings
 from django.core.asgi import get_asgi_application
+from django.utils.module_loading import import_string
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
+# Before Django loads the apps (see ROUTER_PRELOAD_ENCODINGS): reading settings imports only the settings module.
+import_string("providers.token_encodings.encodings_preload")(settings.ROUTER_PRELOAD_ENCODINGS)
 site_application = get_asgi_application()
 
 from django.core.exceptions import RequestAborted  # noqa: E402
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix  # noqa: E402
-from django.test.utils import override_settings  # noqa: E402
 from django.urls import set_script_prefix  # noqa: E402
 
 from config.prometheus import multiprocess_exit, multiprocess_setup  # noqa: E402
@@ -38,8 +41,13 @@ COPIED_FROM = ("5.2", "98faeb5bef800331e6a8002fbc96b30e4122a23438ae45a047190a531
 
 class ApiASGIHandler(ASGIHandler):
     def load_middleware(self, is_async: bool = False) -> None:
-        with override_settings(MIDDLEWARE=API_MIDDLEWARE):
+        # settings.MIDDLEWARE swapped for the build alone (override_settings would also send setting_changed).
+        full = settings.MIDDLEWARE
+        settings.MIDDLEWARE = API_MIDDLEWARE
+        try:
             super().load_middleware(is_async=is_async)
+        finally:
+            settings.MIDDLEWARE = full
 
 
 class GatewayASGIHandler(ApiASGIHandler):

@@ -9,11 +9,12 @@ import hashlib
 import importlib.util
 import io
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import tiktoken
+from django.core.exceptions import ImproperlyConfigured
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +136,16 @@ def _parse_tiktoken_bpe(contents: bytes) -> dict[bytes, int]:
         token, rank = line.split()
         ranks[base64.b64decode(token)] = int(rank)
     return ranks
+
+
+def encodings_preload(names: Iterable[str]) -> None:
+    """Builds these encodings now (a process's start); an unknown name stops start-up."""
+    for name in names:
+        if name not in _SPECS:
+            raise ImproperlyConfigured(
+                f"Unknown tokenizer encoding {name!r}; known: {', '.join(sorted(_SPECS))}"
+            )
+        get_encoding(name)
 
 
 @functools.cache
