@@ -9,12 +9,15 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from django.conf import settings
 
 from config.redis_clients import REDIS_ERRORS, get_redis
+
+if TYPE_CHECKING:
+    from redis.asyncio.client import Pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -85,3 +88,10 @@ async def cache_put(key: str, entry: dict[str, Any]) -> bool:
     except REDIS_ERRORS:
         return False
     return True
+
+
+def cache_put_queue(pipe: Pipeline, key: str, entry: dict[str, Any]) -> None:
+    """cache_put's write, queued on a caller's pipeline to Redis (nothing when the cache keeps nothing)."""
+    ttl = settings.ROUTER_CACHE_TTL_S
+    if ttl > 0:
+        pipe.set(key, orjson.dumps(entry), ex=ttl)

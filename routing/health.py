@@ -5,10 +5,14 @@ from __future__ import annotations
 import logging
 import statistics
 import time
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from config.redis_clients import REDIS_ERRORS, get_redis
+
+if TYPE_CHECKING:
+    from redis.asyncio.client import Pipeline
 
 logger = logging.getLogger(__name__)
 LATENCY_SAMPLES = 50
@@ -54,19 +58,12 @@ async def provider_failed(provider: str) -> None:
         return
 
 
-async def provider_succeeded(provider: str, model_id: str, latency_ms: int) -> None:
-    """A success closes the circuit (the probe worked) and adds a latency sample for the model."""
-    redis = get_redis()
-    if redis is None:
-        return
-    try:
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.delete(_fail_key(provider), _open_key(provider))
-            pipe.lpush(f"router:latency:{model_id}", latency_ms)
-            pipe.ltrim(f"router:latency:{model_id}", 0, LATENCY_SAMPLES - 1)
-            await pipe.execute()
-    except REDIS_ERRORS:
-        return
+def success_queue(pipe: Pipeline, provider: str, model_id: str, latency_ms: int) -> None:
+    """A success closes the circuit (the probe worked) and adds a latency sample for the model: the commands,
+    queued on a caller's pipeline (the pipeline's store_with_sample sends them with the cache entry)."""
+    pipe.delete(_fail_key(provider), _open_key(provider))
+    pipe.lpush(f"router:latency:{model_id}", latency_ms)
+    pipe.ltrim(f"router:latency:{model_id}", 0, LATENCY_SAMPLES - 1)
 
 
 async def latencies_get(model_ids: list[str]) -> dict[str, float | None]:

@@ -1,12 +1,17 @@
 """The hot path's raw statements: the ORM's own SQL and values, compiled once per statement shape."""
 
+import json
 from decimal import Decimal
 
+import orjson
+import pytest
 from django.db import connection
 from django.db.models.constants import OnConflict
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
+from accounts.tests.factories import UserFactory
 from config.db import insert_statement
 from routing.models import GatewayRequest
 
@@ -29,3 +34,37 @@ def test_a_one_row_insert_compiled_once_renders_what_the_compiler_renders():
         sql, params = query.get_compiler(connection=connection).as_sql()[0]
         assert cached[0] == sql
         assert [str(p) for p in cached[1]] == [str(p) for p in params]
+
+
+def _jsonb_params(instance: GatewayRequest) -> list[Jsonb]:
+    return [p for p in insert_statement([instance])[1] if isinstance(p, Jsonb)]
+
+
+def test_jsonb_values_are_encoded_by_orjson_and_what_it_refuses_by_the_stdlib():
+    messages = [{"role": "user", "content": "héllo ✓"}]
+    instance = GatewayRequest(
+        id="req_json", user_id=1, created_at=timezone.now(), messages=messages, status="pending"
+    )
+    encoded = {json.dumps(p.obj): p.dumps(p.obj) for p in _jsonb_params(instance)}
+    assert encoded[json.dumps(messages)] == orjson.dumps(messages)  # not the ORM's json.dumps (its spacing)
+    huge = [{"role": "user", "content": "x", "n": 2**70}]  # past orjson's 64-bit integers
+    instance.messages = huge
+    encoded = {json.dumps(p.obj): p.dumps(p.obj) for p in _jsonb_params(instance)}
+    assert json.loads(encoded[json.dumps(huge)]) == huge
+
+
+@pytest.mark.django_db
+def test_orjson_encoded_rows_read_back_as_written():
+    messages = [
+        {"role": "user", "content": 'héllo ✓ "quoted"', "n": 2**70},
+        {"role": "assistant", "content": "ok"},
+    ]
+    instance = GatewayRequest(
+        id="req_json_rt", user_id=UserFactory().id, created_at=timezone.now(), messages=messages,
+        status="pending", tool_calls=[{"id": "call_1", "arguments": {"a": [1, 2.5, None, True]}}],
+    )  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(*insert_statement([instance]))
+    stored = GatewayRequest.objects.get(id="req_json_rt")
+    assert stored.messages == messages
+    assert stored.tool_calls == [{"id": "call_1", "arguments": {"a": [1, 2.5, None, True]}}]

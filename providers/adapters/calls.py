@@ -3,16 +3,45 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import httpx
+import orjson
 
 from providers import http as provider_http
 from providers.adapters.base import ProviderConfig, ProviderError
 from providers.adapters.errors import error_from_response, error_from_transport
 from providers.adapters.redaction import redact
 from providers.adapters.sse import SSEEvent, iter_sse
+
+
+def encode_body(body: Mapping[str, Any]) -> bytes:
+    """The request's JSON as httpx's json= writes it (UTF-8, compact), by orjson: a tenth of the CPU, which a long
+    prompt makes count. What orjson refuses (an integer past 64 bits, nesting past 255) goes the stdlib's way."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def json_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The adapter's headers (each sets content-type itself, in lower case), the JSON type when one did not."""
+    return {"content-type": "application/json", **headers}
+
+
+def _decode(response: httpx.Response) -> Any:
+    """The answer's JSON; None when it is not JSON. orjson first (a tenth of the CPU; it skips the blank
+    keep-alive lines DeepSeek sends before the body, as whitespace); the stdlib for what orjson refuses (NaN, a
+    charset other than UTF-8)."""
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(response.text)
+    except ValueError:
+        return None
 
 
 def timeout_for(config: ProviderConfig) -> httpx.Timeout:
@@ -24,25 +53,18 @@ async def post_json(
     url: str,
     headers: Mapping[str, str],
     body: Mapping[str, Any],
-    *,
-    loads: Callable[[str], Any] = json.loads,
 ) -> dict[str, Any]:
-    """POST a JSON body and return the JSON object answered; failures become classified ProviderErrors.
-
-    `loads` parses the answer: orjson for bodies of many numbers (Gemini's embeddings, 10x faster).
-    """
+    """POST a JSON body and return the JSON object answered; failures become classified ProviderErrors."""
     client = provider_http.get_client()
     try:
-        response = await client.post(url, json=body, headers=dict(headers), timeout=timeout_for(config))
+        response = await client.post(
+            url, content=encode_body(body), headers=json_headers(headers), timeout=timeout_for(config)
+        )
     except httpx.HTTPError as exc:
         raise error_from_transport(config.name, exc, config.api_key) from exc
     if not response.is_success:
         raise error_from_response(config.name, response, config.api_key)
-    try:
-        # json.loads skips the blank keep-alive lines DeepSeek sends before the body.
-        payload = loads(response.text)
-    except ValueError:
-        payload = None
+    payload = _decode(response)
     if not isinstance(payload, dict):
         raise ProviderError(
             f"{config.name}: response is not a JSON object: {redact(response.text, config.api_key, limit=200)!r}",
@@ -62,7 +84,7 @@ async def stream_sse(
     started = False
     try:
         async with client.stream(
-            "POST", url, json=body, headers=dict(headers), timeout=timeout_for(config)
+            "POST", url, content=encode_body(body), headers=json_headers(headers), timeout=timeout_for(config)
         ) as response:
             if not response.is_success:
                 await response.aread()

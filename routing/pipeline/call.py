@@ -132,10 +132,8 @@ async def embed_model(run: CompletionRun, model: CatalogModel, tries: int) -> Em
         return ProviderError(f"{model.provider} has no embeddings API", status=404, kind="config")
     config = run.catalog.providers[model.provider]
     request = run.embedding_request(model)
-    outcome = await _with_retries(run, model, tries, lambda: adapter.embed(config, request))
-    if isinstance(outcome, EmbeddingResult):
-        await health.provider_succeeded(model.provider, model.model_id, run.attempts[-1].latency_ms)
-    return outcome
+    # Its success's health sample goes with the cache entry (caching.store_with_sample).
+    return await _with_retries(run, model, tries, lambda: adapter.embed(config, request))
 
 
 UpstreamStream = tuple[AsyncIterator[StreamDelta], StreamDelta]

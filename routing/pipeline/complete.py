@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from config.rendering import dumps
-from routing import health
-from routing.pipeline.caching import cache_lookup, cache_store, serve_cache_hit
+from routing.pipeline.caching import cache_lookup, serve_cache_hit, store_with_sample
 from routing.pipeline.call import call_model, first_answer, open_model_stream
 from routing.pipeline.limits import rate_admit, rate_headers_on_errors
 from routing.pipeline.plan import completion_plan
@@ -51,15 +50,12 @@ async def _answer(run: CompletionRun, entry: dict[str, Any] | None) -> Answered:
 
     model, outcome = await first_answer(run, call_model)
     charge = charge_for(run, model, outcome.usage)
-    # The record (PostgreSQL), the cache entry and the provider's health sample (Redis) are independent:
-    # written side by side, the answer waits for the slowest round trip instead of all three in turn.
-    writes = [
-        log(run, Outcome.answered(model, outcome, charge)),
-        health.provider_succeeded(model.provider, model.model_id, run.attempts[-1].latency_ms),
-    ]
-    if outcome.finish_reason != "content_filter":
-        writes.append(cache_store(run, model, outcome, charge))
-    await asyncio.gather(*writes)
+    # The record (PostgreSQL) and the health sample with the cache entry (Redis) are independent: written side by
+    # side, the answer waits for the slower round trip instead of both in turn.
+    cacheable = outcome if outcome.finish_reason != "content_filter" else None
+    await asyncio.gather(
+        log(run, Outcome.answered(model, outcome, charge)), store_with_sample(run, model, cacheable, charge)
+    )
     completion = completion_of(run, model, outcome, charge, cached=False)
     return Answered(completion, router_headers(run, model, charge.cost.total))
 

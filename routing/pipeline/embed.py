@@ -9,6 +9,7 @@ count nothing (Gemini), usage estimated with our tokenizer and marked so.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,7 +18,7 @@ from providers.adapters import get_embedding_adapter
 from providers.adapters.base import EmbeddingResult, Usage
 from providers.catalog import CatalogModel
 from routing import engine
-from routing.pipeline.caching import cache_lookup, cache_store, serve_embedding_hit
+from routing.pipeline.caching import cache_lookup, serve_embedding_hit, store_with_sample
 from routing.pipeline.call import embed_model, first_answer
 from routing.pipeline.limits import rate_admit, rate_headers_on_errors
 from routing.pipeline.plan import completion_plan
@@ -60,8 +61,9 @@ async def _answer(run: CompletionRun, entry: dict[str, Any] | None) -> Embedding
     result = _with_usage(run, model, result)
     assert result.usage is not None
     charge = charge_for(run, model, result.usage)
-    await log(run, Outcome.answered(model, result, charge))
-    await cache_store(run, model, result, charge)
+    await asyncio.gather(
+        log(run, Outcome.answered(model, result, charge)), store_with_sample(run, model, result, charge)
+    )
     return _answered(run, model, result, charge, cached=False)
 
 

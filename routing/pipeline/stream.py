@@ -12,7 +12,7 @@ from providers.adapters.base import ChatResult, ProviderError, StreamDelta, Usag
 from providers.catalog import CatalogModel
 from providers.tokens import count_text_tokens
 from routing import health
-from routing.pipeline.caching import cache_store
+from routing.pipeline.caching import store_with_sample
 from routing.pipeline.call import close_upstream
 from routing.pipeline.record import charge_for, log, log_in_background
 from routing.pipeline.result import completion_of
@@ -147,16 +147,15 @@ async def relay(
         raise
     await close_upstream(upstream)
     outcome = state.outcome(error)
-    await log(run, outcome)
     if error is not None:
+        await log(run, outcome)
         await health.provider_failed(state.model.provider)
         for piece in renderer.fail(error):
             yield piece
         return
-    await health.provider_succeeded(state.model.provider, state.model.model_id, run.attempts[-1].latency_ms)
     assert outcome.charge is not None
     completion = state.completion(outcome.charge)
-    # Stored before the final events, like the row: a client that saw the end and asks again gets the hit.
+    result = None
     if state.finish_reason and state.finish_reason != "content_filter":
         result = ChatResult(
             content=outcome.content,
@@ -164,7 +163,8 @@ async def relay(
             usage=outcome.charge.usage,
             tool_calls=completion.tool_calls,
         )
-        await cache_store(run, state.model, result, outcome.charge)
+    # Both before the final events: a client that saw the end and asks again finds the row and gets the hit.
+    await asyncio.gather(log(run, outcome), store_with_sample(run, state.model, result, outcome.charge))
     for piece in renderer.end(completion):
         yield piece
 

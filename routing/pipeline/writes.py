@@ -16,7 +16,7 @@ import logging
 from typing import Any
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db import connection, transaction
 from django.db.models import Field
 from django.db.models.constants import OnConflict
 from psycopg import IntegrityError
@@ -24,7 +24,15 @@ from psycopg import IntegrityError
 from budgets.hotpath import release_statement, settle_statement
 from budgets.services import budget_release, budget_settle
 from config.api_errors import database_unreachable
-from config.db import execute_statements, get_pool, insert_statement, run_orm, run_script
+from config.db import (
+    execute_statements,
+    fast_json,
+    get_pool,
+    insert_statement,
+    prep_connection,
+    run_orm,
+    run_script,
+)
 from routing.models import GatewayRequest
 from routing.pipeline.journal import JournalEntry, journal_append, journal_replay_sync
 
@@ -86,10 +94,10 @@ def _completion_sql(vendor: str) -> tuple[str, tuple[Field[Any, Any], ...]]:
 
 def completion_statement(entry: JournalEntry) -> Statement:
     """The outcome's own columns of a row still pending (it returns the id when it completed one)."""
-    db = connections[DEFAULT_DB_ALIAS]
+    db = prep_connection()
     sql, fields = _completion_sql(db.vendor)
     row = entry.row
-    values = tuple(f.get_db_prep_save(f.pre_save(row, False), db) for f in fields)
+    values = tuple(fast_json(f.get_db_prep_save(f.pre_save(row, False), db)) for f in fields)
     return sql, (*values, row.pk)
 
 

@@ -246,3 +246,44 @@ def test_failures_below_the_threshold_do_not_open_the_circuit(
     assert (
         _post(cooldown_gateway, alice_key, {"model": "auto", "cache": False}).json()["provider"] == "google"
     )
+
+
+def test_a_streamed_answer_closes_the_circuit_and_adds_a_latency_sample(
+    cooldown_gateway, circuits, alice_key, fake_upstream
+):
+    _open_google_circuit(cooldown_gateway, alice_key, fake_upstream, circuits)
+    samples = circuits.llen("router:latency:gemini-2.0-flash")
+    with httpx.stream(
+        "POST",
+        cooldown_gateway.url + "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {alice_key}"},
+        json={"messages": HELLO, "model": "gemini-2.0-flash", "stream": True, "cache": False},
+        timeout=30,
+    ) as response:
+        assert response.status_code == 200
+        assert any(line == "data: [DONE]" for line in response.iter_lines())
+    assert not circuits.exists("router:cooldown:open:google")
+    assert circuits.llen("router:latency:gemini-2.0-flash") == samples + 1
+
+
+def test_an_embeddings_answer_closes_the_circuit_and_adds_a_latency_sample(
+    cooldown_gateway, circuits, alice_key, fake_upstream
+):
+    _open_google_circuit(cooldown_gateway, alice_key, fake_upstream, circuits)
+    response = httpx.post(
+        cooldown_gateway.url + "/v1/embeddings",
+        headers={"Authorization": f"Bearer {alice_key}"},
+        json={"model": "gemini-embedding-001", "input": ["one", "two"]},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    assert not circuits.exists("router:cooldown:open:google")
+    assert circuits.llen("router:latency:gemini-embedding-001") == 1
+    # The entry went with the sample, in the same round trip: asked again, it is a hit.
+    again = httpx.post(
+        cooldown_gateway.url + "/v1/embeddings",
+        headers={"Authorization": f"Bearer {alice_key}"},
+        json={"model": "gemini-embedding-001", "input": ["one", "two"]},
+        timeout=30,
+    )
+    assert again.headers["x-router-cache"] == "hit"
