@@ -17,7 +17,6 @@ import logging
 from datetime import datetime
 
 import httpx
-from celery import current_app
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -80,8 +79,12 @@ def budget_alerts_raise(*, now: datetime | None = None) -> list[BudgetAlert]:
 
 def _deliver_later(alert_id: int) -> None:
     """Queues the delivery by name (budgets.tasks imports this module); embedded mode runs it here."""
-    current_app.loader.import_default_modules()  # the task registered, for eager mode
-    current_app.signature("budgets.tasks.budget_alert_deliver_task", args=(alert_id,)).delay()
+    from config.celery import (
+        app,  # on first use: a web process loads Celery only to send (config/__init__.py)
+    )
+
+    app.loader.import_default_modules()  # the task registered, for eager mode
+    app.signature("budgets.tasks.budget_alert_deliver_task", args=(alert_id,)).delay()
 
 
 def alert_payload(alert: BudgetAlert) -> dict[str, object]:

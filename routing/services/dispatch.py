@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import functools
 import logging
-
-from celery import current_app, group
-from celery.canvas import Signature
-from kombu.exceptions import OperationalError as BrokerOperationalError
+from typing import TYPE_CHECKING, Any
 
 from config.api_errors import ServiceUnavailable
 from config.circuit import Circuit
 from config.redis_clients import REDIS_ERRORS
 
+if TYPE_CHECKING:
+    from celery import Celery
+    from celery.canvas import Signature
+
 logger = logging.getLogger(__name__)
 # A broker that is down or hung costs one publish timeout, then sends fail at once until a probe gets through.
 broker_circuit = Circuit("Celery broker", open_s=3.0)
-_BROKER_ERRORS = (BrokerOperationalError, *REDIS_ERRORS)
 
 
 class BrokerUnavailable(ServiceUnavailable):
@@ -36,23 +36,38 @@ COMPARISON_MODEL_RUN = "routing.tasks.comparison_model_run_task"
 BATCH_ITEM_RUN = "routing.tasks.batch_item_run_task"
 
 
+def celery_app() -> Celery:
+    """The project's Celery app, imported on the first task sent: a web process that sends none never loads
+    Celery (config/__init__.py)."""
+    from config.celery import app
+
+    return app
+
+
+@functools.cache
+def _broker_errors() -> tuple[type[BaseException], ...]:
+    from kombu.exceptions import OperationalError as BrokerOperationalError
+
+    return (BrokerOperationalError, *REDIS_ERRORS)
+
+
 def runs_inline() -> bool:
     """Embedded mode (no broker): tasks run in the calling process."""
-    return bool(current_app.conf.task_always_eager)
+    return bool(celery_app().conf.task_always_eager)
 
 
 @functools.cache
 def _register_tasks() -> None:
     # A web process never imports the tasks modules; in embedded mode a signature must find its task here.
-    current_app.loader.import_default_modules()
+    celery_app().loader.import_default_modules()
 
 
 def _signature(name: str, args: tuple[object, ...]) -> Signature:
     _register_tasks()
-    return current_app.signature(name, args=args)
+    return celery_app().signature(name, args=args)
 
 
-def _send(publish: Signature) -> None:
+def _send(publish: Any) -> None:
     """Publishes, or raises BrokerUnavailable at once while the broker's circuit is open."""
     if runs_inline():
         publish.apply_async()  # embedded mode: runs here, no broker to fail
@@ -61,7 +76,7 @@ def _send(publish: Signature) -> None:
         raise BrokerUnavailable
     try:
         publish.apply_async()
-    except _BROKER_ERRORS as exc:
+    except _broker_errors() as exc:
         broker_circuit.failed()
         logger.warning("could not queue %s: %s", publish, exc)
         raise BrokerUnavailable from exc
@@ -73,4 +88,6 @@ def task_send(name: str, *args: object) -> None:
 
 
 def tasks_send_together(name: str, arg_lists: list[tuple[object, ...]]) -> None:
+    from celery import group
+
     _send(group(_signature(name, args) for args in arg_lists))

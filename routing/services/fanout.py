@@ -28,7 +28,6 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import psycopg
-from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
@@ -206,6 +205,10 @@ def row_run(
 
     `work_for` builds the request from the row; `claimed` runs after a successful claim (e.g. parent running).
     """
+    from celery.exceptions import (
+        SoftTimeLimitExceeded,  # rows run in a worker: the web process never loads it
+    )
+
     row = model._default_manager.filter(pk=pk).first()
     if row is None or row.status in DONE:
         return False
