@@ -8,6 +8,8 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import orjson
+
 from providers.adapters.base import ProviderError, StreamDelta, Usage
 from providers.adapters.redaction import redact
 
@@ -55,6 +57,11 @@ async def iter_sse(lines: AsyncIterator[str]) -> AsyncIterator[SSEEvent]:
 
 
 def loads_event(provider: str, data: str) -> Any:
+    """One event's JSON: orjson (a stream is dozens of events), the stdlib for what orjson refuses (NaN)."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return json.loads(data)
     except ValueError as exc:

@@ -10,6 +10,7 @@ import respx
 
 from providers.adapters.base import ProviderConfig, ProviderError
 from providers.adapters.calls import encode_body, post_json
+from providers.adapters.sse import loads_event
 
 URL = "https://upstream.test/v1/chat/completions"
 CONFIG = ProviderConfig(name="openai", api_key="sk-test", base_url="https://upstream.test/v1", timeout_s=5)
@@ -58,4 +59,15 @@ async def test_an_answer_that_is_not_json_is_a_protocol_error(respx_mock: respx.
     respx_mock.post(URL).respond(content=b"<html>bad gateway</html>")
     with pytest.raises(ProviderError) as raised:
         await post_json(CONFIG, URL, {}, {})
+    assert raised.value.kind == "protocol"
+
+
+def test_a_stream_event_is_read_by_orjson_and_what_it_refuses_by_the_stdlib() -> None:
+    assert loads_event("openai", '{"choices": [{"delta": {"content": "é"}}]}') == {
+        "choices": [{"delta": {"content": "é"}}]
+    }
+    event = loads_event("openai", '{"score": NaN}')
+    assert event["score"] != event["score"]  # NaN, as json.loads reads it
+    with pytest.raises(ProviderError) as raised:
+        loads_event("openai", "{not json")
     assert raised.value.kind == "protocol"
