@@ -118,11 +118,12 @@ async def relay(
     error: ApiError | None = None
     chunk_timeout = run.catalog.providers[state.model.provider].timeout_s
     try:
-        for piece in renderer.start():
-            yield piece
+        # What is ready together goes out as one write (one ASGI message, one send): the opening with the
+        # first delta, each delta's events, the end's events.
+        opening = renderer.start()
         state.absorb(first)
-        for piece in renderer.delta(first):
-            yield piece
+        if pieces := opening + renderer.delta(first):
+            yield b"".join(pieces)
         while True:
             try:
                 async with asyncio.timeout(chunk_timeout):
@@ -130,8 +131,8 @@ async def relay(
             except StopAsyncIteration:
                 break
             state.absorb(delta)
-            for piece in renderer.delta(delta):
-                yield piece
+            if pieces := renderer.delta(delta):
+                yield b"".join(pieces)
     except (ProviderError, TimeoutError) as exc:
         message = str(exc) or "the provider stopped answering"
         error = UpstreamError(f"The stream broke off: {message}", code="stream_interrupted")
@@ -150,8 +151,8 @@ async def relay(
     if error is not None:
         await log(run, outcome)
         await health.provider_failed(state.model.provider)
-        for piece in renderer.fail(error):
-            yield piece
+        if pieces := renderer.fail(error):
+            yield b"".join(pieces)
         return
     assert outcome.charge is not None
     completion = state.completion(outcome.charge)
@@ -165,8 +166,8 @@ async def relay(
         )
     # Both before the final events: a client that saw the end and asks again finds the row and gets the hit.
     await asyncio.gather(log(run, outcome), store_with_sample(run, state.model, result, outcome.charge))
-    for piece in renderer.end(completion):
-        yield piece
+    if pieces := renderer.end(completion):
+        yield b"".join(pieces)
 
 
 async def replay(
@@ -181,8 +182,8 @@ async def replay(
         pieces += renderer.delta(StreamDelta(tool_calls=calls))
     pieces += renderer.delta(StreamDelta(finish_reason=result.finish_reason))
     pieces += renderer.end(completion_of(run, model, result, charge, cached=True))
-    for piece in pieces:
-        yield piece
+    if pieces:
+        yield b"".join(pieces)  # all of it at once: one write
 
 
 async def abandon_stream(
