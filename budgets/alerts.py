@@ -79,9 +79,8 @@ def budget_alerts_raise(*, now: datetime | None = None) -> list[BudgetAlert]:
 
 def _deliver_later(alert_id: int) -> None:
     """Queues the delivery by name (budgets.tasks imports this module); embedded mode runs it here."""
-    from config.celery import (
-        app,  # on first use: a web process loads Celery only to send (config/__init__.py)
-    )
+    # On first use: a web process loads Celery only to send (config/__init__.py).
+    from config.celery import app
 
     app.loader.import_default_modules()  # the task registered, for eager mode
     app.signature("budgets.tasks.budget_alert_deliver_task", args=(alert_id,)).delay()

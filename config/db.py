@@ -17,7 +17,6 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import orjson
 import psycopg
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -33,6 +32,7 @@ from config.circuit import (
     database_circuit,
     trips_database_circuit,
 )
+from config.rendering import json_bytes
 
 T = TypeVar("T")
 IDLE_CHECK_S = 1.0
@@ -218,18 +218,11 @@ async def close_pools() -> None:
         await (await opening).close()
 
 
-def _json_bytes(value: Any) -> bytes | str:
-    try:
-        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
-    except TypeError:  # what orjson refuses (an integer past 64 bits, nesting past 255) as the ORM writes it
-        return json.dumps(value)
-
-
 def fast_json(value: Any) -> Any:
     """A prepared value, its JSONB (if it is one) encoded by orjson rather than the ORM's json.dumps: the same
     JSON to PostgreSQL at a tenth of the CPU (a 64 KiB prompt's messages are one such value per request)."""
     if type(value) is Jsonb and value.dumps in (None, json.dumps):
-        return Jsonb(value.obj, dumps=_json_bytes)
+        return Jsonb(value.obj, dumps=json_bytes)
     return value
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +23,15 @@ def _default(value: Any) -> Any:
         # A Fragment is written verbatim: the exact digits as a JSON number, not a string or a float.
         return orjson.Fragment(decimal_literal(value))
     raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
+
+
+def json_bytes(value: Any) -> bytes:
+    """Plain JSON (UTF-8, compact) by orjson, at a tenth of the stdlib's CPU; what orjson refuses (an integer
+    past 64 bits, nesting past 255) by the stdlib, in the same form."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 def dumps(data: Any) -> bytes:

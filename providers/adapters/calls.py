@@ -9,20 +9,12 @@ from typing import Any
 import httpx
 import orjson
 
+from config.rendering import json_bytes
 from providers import http as provider_http
 from providers.adapters.base import ProviderConfig, ProviderError
 from providers.adapters.errors import error_from_response, error_from_transport
 from providers.adapters.redaction import redact
 from providers.adapters.sse import SSEEvent, iter_sse
-
-
-def encode_body(body: Mapping[str, Any]) -> bytes:
-    """The request's JSON as httpx's json= writes it (UTF-8, compact), by orjson: a tenth of the CPU, which a long
-    prompt makes count. What orjson refuses (an integer past 64 bits, nesting past 255) goes the stdlib's way."""
-    try:
-        return orjson.dumps(body)
-    except TypeError:
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 def json_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -58,7 +50,7 @@ async def post_json(
     client = provider_http.get_client()
     try:
         response = await client.post(
-            url, content=encode_body(body), headers=json_headers(headers), timeout=timeout_for(config)
+            url, content=json_bytes(body), headers=json_headers(headers), timeout=timeout_for(config)
         )
     except httpx.HTTPError as exc:
         raise error_from_transport(config.name, exc, config.api_key) from exc
@@ -84,7 +76,7 @@ async def stream_sse(
     started = False
     try:
         async with client.stream(
-            "POST", url, content=encode_body(body), headers=json_headers(headers), timeout=timeout_for(config)
+            "POST", url, content=json_bytes(body), headers=json_headers(headers), timeout=timeout_for(config)
         ) as response:
             if not response.is_success:
                 await response.aread()

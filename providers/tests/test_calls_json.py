@@ -8,8 +8,9 @@ import httpx
 import pytest
 import respx
 
+from config.rendering import json_bytes
 from providers.adapters.base import ProviderConfig, ProviderError
-from providers.adapters.calls import encode_body, post_json
+from providers.adapters.calls import post_json
 from providers.adapters.sse import loads_event
 
 URL = "https://upstream.test/v1/chat/completions"
@@ -23,12 +24,12 @@ def test_the_body_is_what_httpx_json_would_send() -> None:
         "temperature": 0.7,
     }
     sent = httpx.Request("POST", URL, json=body).content
-    assert encode_body(body) == sent
+    assert json_bytes(body) == sent
 
 
 def test_what_orjson_refuses_is_encoded_by_the_stdlib() -> None:
     body = {"seed": 2**70, "messages": []}  # past orjson's 64-bit integers
-    assert json.loads(encode_body(body)) == body
+    assert json.loads(json_bytes(body)) == body
 
 
 async def test_a_post_sends_json_with_its_type_and_reads_the_answer(respx_mock: respx.Router) -> None:

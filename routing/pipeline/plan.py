@@ -53,11 +53,11 @@ def _candidates(
             provider_active=m.provider_active,
             provider_configured=m.provider_configured,
             deprecation_date=m.deprecation_date,
-            p50_latency_ms=latencies.get(m.model_id),
+            p50_latency_ms=p50,
             in_cooldown=m.provider in cooling,
             kind=m.kind,
         )
-        for m in catalog.models
+        for m, p50 in zip(catalog.models, samples, strict=True)
     )
     _made = (catalog, cooling, samples, built)
     return built

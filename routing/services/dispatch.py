@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from config.api_errors import ServiceUnavailable
 from config.circuit import Circuit
@@ -67,7 +67,7 @@ def _signature(name: str, args: tuple[object, ...]) -> Signature:
     return celery_app().signature(name, args=args)
 
 
-def _send(publish: Any) -> None:
+def _send(publish: Signature) -> None:
     """Publishes, or raises BrokerUnavailable at once while the broker's circuit is open."""
     if runs_inline():
         publish.apply_async()  # embedded mode: runs here, no broker to fail

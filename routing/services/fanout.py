@@ -205,9 +205,8 @@ def row_run(
 
     `work_for` builds the request from the row; `claimed` runs after a successful claim (e.g. parent running).
     """
-    from celery.exceptions import (
-        SoftTimeLimitExceeded,  # rows run in a worker: the web process never loads it
-    )
+    # Rows run in a worker: the web process never loads Celery.
+    from celery.exceptions import SoftTimeLimitExceeded
 
     row = model._default_manager.filter(pk=pk).first()
     if row is None or row.status in DONE:
