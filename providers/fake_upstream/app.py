@@ -307,13 +307,26 @@ async def send_stream(send: Send, plan: StreamPlan, fault: Fault) -> None:
         if cut is not None and index >= cut:
             return
         if chunk_delay and index:
-            await asyncio.sleep(chunk_delay)
+            await _wait_between_chunks(send, chunk_delay, fault.keepalive_ms / 1000)
         await send({"type": "http.response.body", "body": event, "more_body": True})
     if cut is not None:
         return
     for event in plan.tail:
         await send({"type": "http.response.body", "body": event, "more_body": True})
     await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _wait_between_chunks(send: Send, delay: float, keepalive: float) -> None:
+    """Sleep `delay` seconds; with `keepalive`, send an SSE comment that often meanwhile."""
+    if keepalive <= 0:
+        await asyncio.sleep(delay)
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + delay
+    while (left := deadline - loop.time()) > 0:
+        await asyncio.sleep(min(keepalive, left))
+        if deadline - loop.time() > 0:
+            await send({"type": "http.response.body", "body": b": keep-alive\n\n", "more_body": True})
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -10,6 +10,9 @@ RULE_FIELDS: dict[str, tuple[type, ...]] = {
     "retry_after": _NUMBER,
     "delay_ms": _NUMBER,
     "chunk_delay_ms": _NUMBER,
+    # While waiting between chunks, an SSE comment (`: keep-alive`) this often, as DeepSeek sends under load:
+    # the line stays busy, so only a relay's own idle timeout notices that no content is coming.
+    "keepalive_ms": _NUMBER,
     "disconnect_after_chunks": (int,),
     "chunks": (int,),
     "cached_tokens": (int,),
@@ -34,6 +37,7 @@ class Fault:
     retry_after: float | None = None
     delay_ms: float = 0
     chunk_delay_ms: float = 0
+    keepalive_ms: float = 0
     disconnect_after_chunks: int | None = None
     chunks: int | None = None
     cached_tokens: int = 0

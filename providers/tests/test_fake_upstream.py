@@ -591,6 +591,19 @@ def test_chunk_delay_spaces_the_stream_out(client: httpx.Client) -> None:
     assert time.monotonic() - started >= 0.15
 
 
+def test_keepalive_fills_the_chunk_delay_with_sse_comments(client: httpx.Client) -> None:
+    client.post(
+        "/__control", json={"model": "gpt-4o-mini", "chunks": 3, "chunk_delay_ms": 300, "keepalive_ms": 50}
+    )
+    path, body = openai_request(stream=True)
+    raw = client.post(path, json=body).text
+    # two waits of 300 ms, a comment every 50 ms inside each (none at the very end of a wait)
+    assert 8 <= raw.count(": keep-alive\n\n") <= 12
+    events = sse_events(raw)
+    assert events[-1][1] == "[DONE]"
+    assert sum(1 for _, data in events if '"content"' in data) >= 3
+
+
 def test_disconnect_after_chunks_breaks_the_stream(client: httpx.Client) -> None:
     client.post("/__control", json={"model": "gpt-4o-mini", "disconnect_after_chunks": 3})
     path, body = openai_request(stream=True)
