@@ -14,6 +14,7 @@ from providers.tokens import count_text_tokens
 from routing import health
 from routing.pipeline.caching import store_with_sample
 from routing.pipeline.call import close_upstream
+from routing.pipeline.idle import IdleTimer
 from routing.pipeline.record import charge_for, log, log_in_background
 from routing.pipeline.result import completion_of
 from routing.pipeline.run import Charge, CompletionRun, Outcome
@@ -116,7 +117,7 @@ async def relay(
     client that goes away cancels this generator, and the row is then written by a task of its own.
     """
     error: ApiError | None = None
-    chunk_timeout = run.catalog.providers[state.model.provider].timeout_s
+    idle = IdleTimer(run.catalog.providers[state.model.provider].timeout_s)
     try:
         # What is ready together goes out as one write (one ASGI message, one send): the opening with the
         # first delta, each delta's events, the end's events.
@@ -126,8 +127,7 @@ async def relay(
             yield b"".join(pieces)
         while True:
             try:
-                async with asyncio.timeout(chunk_timeout):
-                    delta = await anext(upstream)
+                delta = await idle.next(upstream)
             except StopAsyncIteration:
                 break
             state.absorb(delta)
@@ -146,6 +146,8 @@ async def relay(
         log_in_background(run, state.outcome(disconnected))
         await close_upstream(upstream)
         raise
+    finally:
+        idle.close()
     await close_upstream(upstream)
     outcome = state.outcome(error)
     if error is not None:
