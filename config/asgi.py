@@ -19,18 +19,21 @@ from django.conf import settings
 from django.core.asgi import get_asgi_application
 from django.utils.module_loading import import_string
 
+from config.lean_imports import optional_imports_skipped
+from config.tracing import tracing_enabled, tracing_setup
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 # Before Django loads the apps (see ROUTER_PRELOAD_ENCODINGS): reading settings imports only the settings module.
 import_string("providers.token_encodings.encodings_preload")(settings.ROUTER_PRELOAD_ENCODINGS)
-site_application = get_asgi_application()
+with optional_imports_skipped(enabled=not tracing_enabled()):
+    site_application = get_asgi_application()
 
 from django.core.exceptions import RequestAborted  # noqa: E402
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix  # noqa: E402
 from django.urls import set_script_prefix  # noqa: E402
 
 from config.prometheus import multiprocess_exit, multiprocess_setup  # noqa: E402
-from config.tracing import tracing_setup  # noqa: E402
 
 API_MIDDLEWARE = ["config.middleware.RequestIdMiddleware"]
 ASYNC_GATEWAY_PREFIXES = ("/v1/chat/", "/v1/messages", "/v1/responses", "/v1/embeddings")

@@ -10,9 +10,13 @@ from opentelemetry import trace
 _configured = False
 
 
+def tracing_enabled() -> bool:
+    return os.environ.get("OTEL_TRACES_ENABLED", "").lower() in ("1", "true", "yes", "on")
+
+
 def tracing_setup() -> None:
     global _configured
-    if _configured or os.environ.get("OTEL_TRACES_ENABLED", "").lower() not in ("1", "true", "yes", "on"):
+    if _configured or not tracing_enabled():
         return
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider

@@ -1,0 +1,75 @@
+"""A web process does not import the packages that libraries probe for at start-up and we never use
+(config.lean_imports), unless tracing is on; and a later import of one of them still works."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config.lean_imports import optional_imports_skipped
+
+ROOT = Path(__file__).resolve().parents[2]
+# Starts the ASGI module as uvicorn does, loads the URLconf as the lifespan start-up does, and reports.
+START = """
+import json, sys
+import config.asgi
+config.asgi.settle_heap()
+from opentelemetry import trace
+import rest_framework.compat
+from config.lean_imports import SKIPPED
+seen = {name: name in sys.modules for name in SKIPPED}
+probes = {"drf_requests": rest_framework.compat.requests is not None}
+provider = type(trace.get_tracer_provider()).__module__
+import requests  # a later import is an ordinary one
+print(json.dumps({"seen": seen, "probes": probes, "provider": provider, "requests": requests.__name__}))
+"""
+
+
+def start(**extra: str) -> dict[str, object]:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", **extra}
+    done = subprocess.run(
+        [sys.executable, "-c", START],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_without_tracing_the_probed_packages_are_not_imported_and_can_be_later() -> None:
+    started = start(OTEL_TRACES_ENABLED="false")
+    assert started["seen"] == {"requests": False, "opentelemetry.sdk": False}
+    assert started["probes"] == {"drf_requests": False}
+    assert started["requests"] == "requests"
+
+
+def test_with_tracing_on_nothing_is_skipped_and_spans_export_over_otlp() -> None:
+    started = start(OTEL_TRACES_ENABLED="true", OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:4318")
+    assert started["seen"] == {"requests": True, "opentelemetry.sdk": True}
+    assert started["probes"] == {"drf_requests": True}
+    assert str(started["provider"]).startswith("opentelemetry.sdk.trace")
+
+
+def test_the_marks_are_removed_afterwards_and_a_loaded_module_is_left_alone(monkeypatch) -> None:
+    loaded = sys.modules.get("requests")
+    monkeypatch.delitem(sys.modules, "opentelemetry.sdk", raising=False)
+    with optional_imports_skipped(enabled=True):
+        assert sys.modules.get("opentelemetry.sdk", "absent") is None
+        with pytest.raises(ModuleNotFoundError):
+            import opentelemetry.sdk  # noqa: F401
+        assert sys.modules.get("requests") is loaded  # already imported (or absent): not marked over
+    assert "opentelemetry.sdk" not in sys.modules or sys.modules["opentelemetry.sdk"] is not None
+
+
+def test_disabled_marks_nothing(monkeypatch) -> None:
+    monkeypatch.delitem(sys.modules, "opentelemetry.sdk", raising=False)
+    with optional_imports_skipped(enabled=False):
+        assert sys.modules.get("opentelemetry.sdk", "absent") is not None
