@@ -16,6 +16,9 @@ SKIPPED = {
     # rest_framework.compat imports it for rest_framework.test.RequestsClient alone. It is installed because
     # the OTLP span exporter sends with it. 109 modules, 4.2 MiB of a web process.
     "requests": "rest_framework.compat",
+    # rest_framework.compat again, for DRF's own OpenAPI renderer (our schema is drf-spectacular's, whose views
+    # import it for themselves on the first schema request: config/urls.py). 20 modules, 0.9 MiB.
+    "yaml": "rest_framework.compat",
     # redis-py's observability module imports the OTel metrics SDK to learn whether it could export the client's
     # own metrics, which we never turn on (redis.observability.otel.init). 1.2 MiB.
     "opentelemetry.sdk": "redis.observability.providers",

@@ -23,10 +23,12 @@ from opentelemetry import trace
 import rest_framework.compat
 from config.lean_imports import SKIPPED
 seen = {name: name in sys.modules for name in SKIPPED}
+schema_views = "drf_spectacular.views" in sys.modules
 probes = {"drf_requests": rest_framework.compat.requests is not None}
 provider = type(trace.get_tracer_provider()).__module__
 import requests  # a later import is an ordinary one
-print(json.dumps({"seen": seen, "probes": probes, "provider": provider, "requests": requests.__name__}))
+answer = {"seen": seen, "probes": probes, "provider": provider, "requests": requests.__name__}
+print(json.dumps({**answer, "schema_views": schema_views}))
 """
 
 
@@ -46,14 +48,15 @@ def start(**extra: str) -> dict[str, object]:
 
 def test_without_tracing_the_probed_packages_are_not_imported_and_can_be_later() -> None:
     started = start(OTEL_TRACES_ENABLED="false")
-    assert started["seen"] == {"requests": False, "opentelemetry.sdk": False}
+    assert started["seen"] == {"requests": False, "yaml": False, "opentelemetry.sdk": False}
     assert started["probes"] == {"drf_requests": False}
+    assert started["schema_views"] is False  # imported by the first schema request (config.lazy_views)
     assert started["requests"] == "requests"
 
 
 def test_with_tracing_on_nothing_is_skipped_and_spans_export_over_otlp() -> None:
     started = start(OTEL_TRACES_ENABLED="true", OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:4318")
-    assert started["seen"] == {"requests": True, "opentelemetry.sdk": True}
+    assert started["seen"] == {"requests": True, "yaml": True, "opentelemetry.sdk": True}
     assert started["probes"] == {"drf_requests": True}
     assert str(started["provider"]).startswith("opentelemetry.sdk.trace")
 
