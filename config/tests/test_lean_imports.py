@@ -3,17 +3,13 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from config.lean_imports import optional_imports_skipped
+from config.tests.fresh_process import run_json
 
-ROOT = Path(__file__).resolve().parents[2]
 # Starts the ASGI module as uvicorn does, loads the URLconf as the lifespan start-up does, and reports.
 START = """
 import json, sys
@@ -32,18 +28,8 @@ print(json.dumps({**answer, "schema_views": schema_views}))
 """
 
 
-def start(**extra: str) -> dict[str, object]:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", **extra}
-    done = subprocess.run(
-        [sys.executable, "-c", START],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def start(**env: str) -> dict[str, object]:
+    return run_json(START, dict(env))
 
 
 def test_without_tracing_the_probed_packages_are_not_imported_and_can_be_later() -> None:

@@ -3,18 +3,12 @@ then the parse's transient copy is freed before the modules that stay are import
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from config.tests.fresh_process import run_json
 from providers.token_encodings import encodings_preload
 
-ROOT = Path(__file__).resolve().parents[2]
 # Records, for each encoding built, whether Django's apps were loaded yet; then starts the ASGI module as uvicorn does.
 SPY = """
 import json
@@ -32,20 +26,7 @@ print(json.dumps({"built": built}))
 
 
 def start(preload: str | None) -> dict[str, object]:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
-    env.pop("ROUTER_PRELOAD_ENCODINGS", None)
-    if preload is not None:
-        env["ROUTER_PRELOAD_ENCODINGS"] = preload
-    done = subprocess.run(
-        [sys.executable, "-c", SPY],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_json(SPY, {"ROUTER_PRELOAD_ENCODINGS": preload})
 
 
 def test_the_default_builds_o200k_before_the_apps_load() -> None:
