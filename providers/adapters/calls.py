@@ -50,7 +50,10 @@ async def post_json(
     client = provider_http.get_client()
     try:
         response = await client.post(
-            url, content=json_bytes(body), headers=json_headers(headers), timeout=timeout_for(config)
+            provider_http.upstream_url(url),
+            content=json_bytes(body),
+            headers=json_headers(headers),
+            timeout=timeout_for(config),
         )
     except httpx.HTTPError as exc:
         raise error_from_transport(config.name, exc, config.api_key) from exc
@@ -76,7 +79,11 @@ async def stream_sse(
     started = False
     try:
         async with client.stream(
-            "POST", url, content=json_bytes(body), headers=json_headers(headers), timeout=timeout_for(config)
+            "POST",
+            provider_http.upstream_url(url),
+            content=json_bytes(body),
+            headers=json_headers(headers),
+            timeout=timeout_for(config),
         ) as response:
             if not response.is_success:
                 await response.aread()

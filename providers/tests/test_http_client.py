@@ -134,3 +134,61 @@ def test_request_timeout_caps_connect_at_ten_seconds() -> None:
 
     assert (timeout.read, timeout.write, timeout.pool, timeout.connect) == (45, 45, 45, 10)
     assert http.request_timeout(3).connect == 3
+
+
+class RecordingServer(RawServer):
+    """RawServer that keeps the head of every request it is sent."""
+
+    def __init__(self, answer: bytes) -> None:
+        super().__init__(answer)
+        self.heads: list[bytes] = []
+
+    async def __aenter__(self) -> str:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except asyncio.IncompleteReadError:
+                    return
+                self.heads.append(head.lower())
+                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)  # fmt: skip
+                await reader.readexactly(length)
+                writer.write(self.answer)
+                await writer.drain()
+
+        self.server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/v1/x?alt=sse"
+
+
+SETS_A_COOKIE = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nset-cookie: __cf_bm=tenant-a; Path=/\r\n"
+    b"content-length: 2\r\n\r\n{}"
+)
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+async def test_a_cookie_one_answer_sets_is_never_sent_on_another_call(settings, transport) -> None:
+    """One client serves every caller: what a vendor sets on one caller's answer must not ride on the next."""
+    settings.ROUTER_UPSTREAM_TRANSPORT = transport
+    await http.aclose_clients()
+    client = http.get_client()
+    server = RecordingServer(SETS_A_COOKIE)
+    async with server as url:
+        for _ in range(2):
+            response = await client.post(http.upstream_url(url), json={"n": 1})
+            assert response.headers["set-cookie"].startswith("__cf_bm=tenant-a")
+    assert len(server.heads) == 2
+    assert b"/v1/x?alt=sse " in server.heads[1]  # the parsed URL keeps its query
+    assert not [head for head in server.heads if b"\r\ncookie:" in head]
+    assert len(client.cookies) == 0
+    with pytest.raises(AttributeError):
+        client.cookies = {"a": "b"}  # type: ignore[misc]  # nothing can put a cookie into the shared client
+    await http.aclose_clients()
+
+
+def test_an_endpoint_url_is_parsed_once() -> None:
+    url = "https://api.example.test/v1beta/models/gemini-2.5-flash:generateContent?alt=sse"
+    parsed = http.upstream_url(url)
+    assert parsed is http.upstream_url(url)
+    assert str(parsed) == url and parsed.params["alt"] == "sse"
