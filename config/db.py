@@ -35,6 +35,7 @@ from config.circuit import (
 from config.rendering import json_bytes
 
 T = TypeVar("T")
+M = TypeVar("M")
 IDLE_CHECK_S = 1.0
 _returned_at: weakref.WeakKeyDictionary[AsyncConnection[Any], float] = weakref.WeakKeyDictionary()
 _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[AsyncConnectionPool]] = (
@@ -245,6 +246,24 @@ def _insert_fields(model: type) -> list[Any]:
         for f in model._meta.local_concrete_fields  # type: ignore[attr-defined]
         if not (f.primary_key and getattr(f, "db_returning", False))
     ]
+
+
+@functools.cache
+def _positional_fields(model: type) -> tuple[tuple[str, Any], ...]:
+    return tuple((f.attname, f) for f in model._meta.concrete_fields)  # type: ignore[attr-defined]
+
+
+def unsaved(model_class: type[M], /, **values: Any) -> M:
+    """An unsaved instance from field attnames, built positionally as Model.from_db builds one: the same
+    instance as model_class(**values) (a field not given takes its default), without the keyword path of
+    Model.__init__ (~2.7% of the gateway's CPU per request, for its two log rows and their attempts)."""
+    args = [
+        values.pop(name) if name in values else field.get_default()
+        for name, field in _positional_fields(model_class)  # type: ignore[arg-type]  # a class is hashable
+    ]
+    if values:
+        raise TypeError(f"{model_class.__name__} has no fields {sorted(values)}")
+    return model_class(*args)
 
 
 def insert_statement(objs: list[Any], **on_conflict: Any) -> tuple[str, tuple[Any, ...]]:

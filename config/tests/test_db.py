@@ -12,8 +12,8 @@ from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from accounts.tests.factories import UserFactory
-from config.db import insert_statement
-from routing.models import GatewayRequest
+from config.db import insert_statement, unsaved
+from routing.models import Attempt, GatewayRequest
 
 
 def test_a_one_row_insert_compiled_once_renders_what_the_compiler_renders():
@@ -68,3 +68,32 @@ def test_orjson_encoded_rows_read_back_as_written():
     stored = GatewayRequest.objects.get(id="req_json_rt")
     assert stored.messages == messages
     assert stored.tool_calls == [{"id": "call_1", "arguments": {"a": [1, 2.5, None, True]}}]
+
+
+def test_an_instance_built_positionally_is_the_one_the_keyword_constructor_builds():
+    values = {
+        "id": "req_pos", "user_id": 7, "api_key_id": None, "created_at": timezone.now(), "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "hi"}], "total_cost_usd": Decimal("0.0001"), "status": "success",
+    }  # fmt: skip
+    fast, slow = unsaved(GatewayRequest, **values), GatewayRequest(**values)
+    assert type(fast) is GatewayRequest and fast._state.adding and fast._state.db is None
+    for field in GatewayRequest._meta.concrete_fields:
+        assert getattr(fast, field.attname) == getattr(slow, field.attname), field.attname
+    assert insert_statement([fast])[0] == insert_statement([slow])[0]
+    # A mutable default is the instance's own, as with the keyword constructor.
+    other = unsaved(GatewayRequest, id="req_pos2")
+    assert (
+        fast.usage_anomalies == other.usage_anomalies == []
+        and fast.usage_anomalies is not other.usage_anomalies
+    )
+    attempt = unsaved(Attempt, request_id="req_pos", index=1, model="m", provider="openai", status="error")
+    assert (attempt.request_id, attempt.index, attempt.retryable) == (
+        "req_pos",
+        1,
+        Attempt(request_id="x").retryable,
+    )
+
+
+def test_a_value_for_no_field_is_refused():
+    with pytest.raises(TypeError, match="no_such_column"):
+        unsaved(GatewayRequest, id="req_x", no_such_column=1)

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from django.utils import timezone
 
 from config.api_errors import ApiError
+from config.db import unsaved
 from providers.adapters.base import Usage
 from providers.catalog import CatalogModel
 from providers.pricing import cost_of_usage
@@ -110,7 +111,8 @@ def _log_rows(run: CompletionRun, outcome: Outcome) -> tuple[GatewayRequest, lis
     finished = timezone.now()
     run.finished_ms = run.elapsed_ms()
     messages, prompt_text = _logged_prompt(run, model)
-    row = GatewayRequest(
+    row = unsaved(
+        GatewayRequest,
         id=run.request_id,
         user_id=run.caller.user_id,
         api_key_id=run.caller.api_key_id,
@@ -158,7 +160,8 @@ def _log_rows(run: CompletionRun, outcome: Outcome) -> tuple[GatewayRequest, lis
         batch_id=run.inp.batch_id,
     )
     attempts = [
-        Attempt(
+        unsaved(
+            Attempt,
             request_id=run.request_id,
             index=index,
             model=a.model,
@@ -228,7 +231,8 @@ async def log(run: CompletionRun, outcome: Outcome) -> None:
 def pending_row(run: CompletionRun, model: CatalogModel) -> GatewayRequest:
     """The row written with the first hold, before any provider is called: the call can't go unrecorded."""
     messages, prompt_text = _logged_prompt(run, model)
-    return GatewayRequest(
+    return unsaved(
+        GatewayRequest,
         id=run.request_id,
         user_id=run.caller.user_id,
         api_key_id=run.caller.api_key_id,
