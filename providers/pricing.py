@@ -213,6 +213,9 @@ def _quantize(value: Decimal) -> Decimal:
         return value.quantize(QUANTUM, rounding=ROUND_HALF_UP)
 
 
+_ZERO_AMOUNT = _quantize(Decimal(0))  # what a part of no tokens comes to, as the general path writes it
+
+
 def _breakdown(
     rates: Rates,
     *,
@@ -241,6 +244,16 @@ def _breakdown(
     plain = prompt_tokens - cached_tokens - cache_write_tokens
     write_5m = cache_write_tokens - cache_write_1h_tokens
     with localcontext(_CONTEXT):
+        output = _quantize(tier.amount(completion_tokens * tier.output))
+        if plain == prompt_tokens:  # no cached tokens, no cache writes: the input side is one amount
+            return CostBreakdown(
+                input=_quantize(tier.amount(plain * tier.input)),
+                cached=_ZERO_AMOUNT,
+                cache_write_5m=_ZERO_AMOUNT,
+                cache_write_1h=_ZERO_AMOUNT,
+                output=output,
+                long_context=tier.long_context,
+            )
         parts = [
             plain * tier.input,
             cached_tokens * tier.cached,
@@ -257,7 +270,6 @@ def _breakdown(
             rounded = _quantize(tier.amount(running))
             amounts.append(rounded - rounded_before)
             rounded_before = rounded
-        output = _quantize(tier.amount(completion_tokens * tier.output))
     plain_cost, cached_cost, write_5m_cost, write_1h_cost = amounts
     return CostBreakdown(
         input=plain_cost,

@@ -274,6 +274,8 @@ def check_every_cent(vendor: Vendor, data: st.DataObject) -> None:
     assert cost.total == expected_input + expected_output
     parts = cost_breakdown(price, plain)
     assert parts.cost() == cost
+    amounts = (parts.input, parts.cached, parts.cache_write_5m, parts.cache_write_1h, parts.output)
+    assert {a.as_tuple().exponent for a in amounts} == {-10}  # every part to 10 places, cached or not
     # What the draws covered, for `pytest --hypothesis-show-statistics`.
     event("long-context tier" if parts.long_context else "base tier")
     if plain.cache_write_1h_tokens:
