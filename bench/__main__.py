@@ -1,6 +1,7 @@
 """`make bench`: every benchmark in turn, each printing its own table. `make bench BENCH="gateway litellm"` runs
 some of them (by name, with or without "bench_"); `make bench BENCH=profile` records a sampling profile of the
-web process under load (bench/bench_profile.py), which the full run leaves out."""
+web process under load (bench/bench_profile.py) and `make bench BENCH=instructions` counts the instructions per
+request under callgrind (bench/bench_instructions.py); the full run leaves both out."""
 
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ BENCHMARKS = [
     ("Analytics at scale", ["bench.bench_analytics"]),
     ("Doors side by side", ["bench.bench_doors"]),
 ]
-ON_REQUEST = [("Sampling profile of the web process under load", ["bench.bench_profile"])]
+ON_REQUEST = [
+    ("Sampling profile of the web process under load", ["bench.bench_profile"]),
+    ("Instructions per request under callgrind", ["bench.bench_instructions"]),
+]
 
 
 def main() -> int:

@@ -13,7 +13,7 @@ import contextlib
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from bench.bench_gateway import MODEL, Target, latencies, wrk_run
@@ -49,7 +49,7 @@ def ensure_litellm() -> Path:
 
 
 @contextlib.contextmanager
-def litellm_proxy(upstream_url: str, cpu: int = 1) -> Iterator[tuple[str, int]]:
+def litellm_proxy(upstream_url: str, cpu: int = 1, prefix: Sequence[str] = ()) -> Iterator[tuple[str, int]]:
     binary = ensure_litellm()
     port = free_port()
     config = f"""
@@ -68,13 +68,13 @@ litellm_settings:
         handle.write(config)
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"}
     process = subprocess.Popen(
-        [*pin(cpu), str(binary), "--config", handle.name, "--port", str(port), "--num_workers", "1"],
+        [*pin(cpu), *prefix, str(binary), "--config", handle.name, "--port", str(port), "--num_workers", "1"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_http(f"http://127.0.0.1:{port}/health/liveliness", timeout=180)
+        wait_http(f"http://127.0.0.1:{port}/health/liveliness", timeout=900 if prefix else 180)
         yield f"http://127.0.0.1:{port}", process.pid
     finally:
         process.terminate()

@@ -164,9 +164,17 @@ PRODUCTION = {
 
 
 @contextlib.contextmanager
-def gateway(upstream_url: str, *, cpu: int = 1, workers: int = 1, **env: str) -> Iterator[tuple[str, int]]:
+def gateway(
+    upstream_url: str,
+    *,
+    cpu: int = 1,
+    workers: int = 1,
+    prefix: Sequence[str] = (),
+    root: Path = ROOT,
+    **env: str,
+) -> Iterator[tuple[str, int]]:
     """The ASGI gateway pinned to one core, as deployed (PRODUCTION), every provider pointed at the fake
-    upstream."""
+    upstream. `prefix` runs it under a tool (bench_instructions: callgrind); `root` serves another checkout."""
     port = free_port()
     environment = base_env(
         **PRODUCTION,
@@ -182,6 +190,7 @@ def gateway(upstream_url: str, *, cpu: int = 1, workers: int = 1, **env: str) ->
     process = subprocess.Popen(
         [
             *pin(cpu),
+            *prefix,
             deploy_python(),
             "-m",
             "uvicorn",
@@ -198,14 +207,14 @@ def gateway(upstream_url: str, *, cpu: int = 1, workers: int = 1, **env: str) ->
             "--workers",
             str(workers),
         ],
-        cwd=ROOT,
+        cwd=root,
         env=environment,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
     try:
         try:
-            wait_http(f"http://127.0.0.1:{port}/health")
+            wait_http(f"http://127.0.0.1:{port}/health", timeout=600 if prefix else 30)
         except RuntimeError:
             log.seek(0)
             raise RuntimeError("the gateway did not come up:\n" + log.read().decode()[-3000:]) from None
