@@ -1,6 +1,7 @@
 """The fake upstream's raw ASGI app: vendor routes, request recording, fault injection, control API."""
 
 import asyncio
+import math
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
@@ -317,16 +318,21 @@ async def send_stream(send: Send, plan: StreamPlan, fault: Fault) -> None:
 
 
 async def _wait_between_chunks(send: Send, delay: float, keepalive: float) -> None:
-    """Sleep `delay` seconds; with `keepalive`, send an SSE comment that often meanwhile."""
+    """Sleep `delay` seconds; with `keepalive`, send an SSE comment that often meanwhile: one at each whole
+    interval strictly inside the wait (five in 300 ms at 50 ms), however late the loop wakes. (Sleeping for
+    "what is left" and sending while any was left spun in the last millisecond, where the loop's clock stands
+    still between iterations: 48 comments in one 300 ms wait on a busy machine.)"""
     if keepalive <= 0:
         await asyncio.sleep(delay)
         return
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + delay
-    while (left := deadline - loop.time()) > 0:
-        await asyncio.sleep(min(keepalive, left))
-        if deadline - loop.time() > 0:
-            await send({"type": "http.response.body", "body": b": keep-alive\n\n", "more_body": True})
+    start = loop.time()
+    deadline = start + delay
+    beats = max(math.ceil(delay / keepalive) - 1, 0)
+    for beat in range(1, beats + 1):
+        await asyncio.sleep(max(start + beat * keepalive - loop.time(), 0))
+        await send({"type": "http.response.body", "body": b": keep-alive\n\n", "more_body": True})
+    await asyncio.sleep(max(deadline - loop.time(), 0))
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
