@@ -69,7 +69,23 @@ def prepare_database() -> str:
     )
     manage("migrate", "--noinput")
     manage("seed_catalog")
-    return manage("create_api_key", "bench", "--name", "bench").strip().splitlines()[-1]
+    key = manage("create_api_key", "bench", "--name", "bench").strip().splitlines()[-1]
+    manage("shell", "-c", EVERY_FEATURE)  # on the key just made (the bench user's newest)
+    return key
+
+
+# Every feature a request pays for, on: the bench user's monthly budget and the key's daily one have limits (so
+# both windows are checked and held), the key has requests- and tokens-per-minute limits (admitted and settled
+# in Redis), far above what a run can reach. The access log, the write-ahead row and the cache lookup are always on.
+EVERY_FEATURE = """
+from accounts.models import ApiKey
+from budgets.models import Budget
+key = ApiKey.objects.filter(user__username="bench").latest("pk")
+ApiKey.objects.filter(pk=key.pk).update(rate_limit_rpm=2_000_000_000, rate_limit_tpm=2_000_000_000)
+Budget.objects.update_or_create(scope="user", user_id=key.user_id, period="monthly",
+                                defaults={"admin_limit_usd": 1_000_000_000})
+Budget.objects.update_or_create(scope="key", api_key=key, period="daily", defaults={"admin_limit_usd": 1_000_000_000})
+"""
 
 
 def wait_http(url: str, timeout: float = 30) -> None:
