@@ -60,7 +60,7 @@ async def provider_failed(provider: str) -> None:
 
 def success_queue(pipe: Pipeline, provider: str, model_id: str, latency_ms: int) -> None:
     """A success closes the circuit (the probe worked) and adds a latency sample for the model: the commands,
-    queued on a caller's pipeline (the pipeline's store_with_sample sends them with the cache entry)."""
+    queued on a caller's pipeline (caching.log_and_store sends them with the cache entry)."""
     pipe.delete(_fail_key(provider), _open_key(provider))
     pipe.lpush(f"router:latency:{model_id}", latency_ms)
     pipe.ltrim(f"router:latency:{model_id}", 0, LATENCY_SAMPLES - 1)

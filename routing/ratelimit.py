@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from redis.asyncio.client import Pipeline
 
 from accounts.authentication import Principal
 from config.api_errors import RateLimited, ServiceUnavailable
 from config.redis_clients import REDIS_ERRORS, get_redis
 from routing.metrics import RATE_LIMIT_REFUSALS
-from routing.ratelimit_scripts import ADMIT, RELEASE, SETTLE, run_lua
+from routing.ratelimit_scripts import ADMIT, RELEASE, SETTLE, SHA, run_lua
 
 WINDOW_S = 60
 WINDOW_MS = WINDOW_S * 1000
@@ -243,6 +244,12 @@ async def rate_limit_settle(
         await run_lua(SETTLE, keys, [_now_arg(now), WINDOW_MS, member, max(0, tokens)])
     except REDIS_ERRORS:
         return
+
+
+def rate_limit_settle_queue(pipe: Pipeline, *, keys: Sequence[str], member: str, tokens: int) -> None:
+    """rate_limit_settle's script queued on a caller's pipeline, by its SHA: Redis answers NoScriptError in
+    that command's place when it no longer has the script, and the caller then runs rate_limit_settle."""
+    pipe.evalsha(SHA[SETTLE], len(keys), *keys, _now_arg(None), WINDOW_MS, member, max(0, tokens))
 
 
 async def rate_limit_release(admitted: Admitted | None) -> None:

@@ -132,7 +132,7 @@ async def embed_model(run: CompletionRun, model: CatalogModel, tries: int) -> Em
         return ProviderError(f"{model.provider} has no embeddings API", status=404, kind="config")
     config = run.catalog.providers[model.provider]
     request = run.embedding_request(model)
-    # Its success's health sample goes with the cache entry (caching.store_with_sample).
+    # Its success's health sample goes with the cache entry (caching.log_and_store).
     return await _with_retries(run, model, tries, lambda: adapter.embed(config, request))
 
 

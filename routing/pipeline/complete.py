@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from config.rendering import dumps
-from routing.pipeline.caching import cache_lookup, serve_cache_hit, store_with_sample
+from routing.pipeline.caching import cache_lookup, log_and_store, serve_cache_hit
 from routing.pipeline.call import call_model, first_answer, open_model_stream
 from routing.pipeline.limits import rate_admit, rate_headers_on_errors
 from routing.pipeline.plan import completion_plan
-from routing.pipeline.record import charge_for, keep, log, unless_abandoned
+from routing.pipeline.record import charge_for, keep, unless_abandoned
 from routing.pipeline.result import completion_of, router_headers
 from routing.pipeline.run import ZERO, CompletionRun, Outcome
 from routing.pipeline.stream import OpenStream, StreamState, abandon_stream, meta_for, relay, replay
@@ -50,12 +50,8 @@ async def _answer(run: CompletionRun, entry: dict[str, Any] | None) -> Answered:
 
     model, outcome = await first_answer(run, call_model)
     charge = charge_for(run, model, outcome.usage)
-    # The record (PostgreSQL) and the health sample with the cache entry (Redis) are independent: written side by
-    # side, the answer waits for the slower round trip instead of both in turn.
     cacheable = outcome if outcome.finish_reason != "content_filter" else None
-    await asyncio.gather(
-        log(run, Outcome.answered(model, outcome, charge)), store_with_sample(run, model, cacheable, charge)
-    )
+    await log_and_store(run, Outcome.answered(model, outcome, charge), model, cacheable, charge)
     completion = completion_of(run, model, outcome, charge, cached=False)
     return Answered(completion, router_headers(run, model, charge.cost.total))
 

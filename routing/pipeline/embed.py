@@ -9,7 +9,6 @@ count nothing (Gemini), usage estimated with our tokenizer and marked so.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,11 +17,11 @@ from providers.adapters import get_embedding_adapter
 from providers.adapters.base import EmbeddingResult, Usage
 from providers.catalog import CatalogModel
 from routing import engine
-from routing.pipeline.caching import cache_lookup, serve_embedding_hit, store_with_sample
+from routing.pipeline.caching import cache_lookup, log_and_store, serve_embedding_hit
 from routing.pipeline.call import embed_model, first_answer
 from routing.pipeline.limits import rate_admit, rate_headers_on_errors
 from routing.pipeline.plan import completion_plan
-from routing.pipeline.record import charge_for, log, unless_abandoned
+from routing.pipeline.record import charge_for, unless_abandoned
 from routing.pipeline.result import router_headers
 from routing.pipeline.run import Charge, CompletionRun, Outcome
 from routing.pipeline.types import Caller, CompletionInput, Embeddings
@@ -61,9 +60,7 @@ async def _answer(run: CompletionRun, entry: dict[str, Any] | None) -> Embedding
     result = _with_usage(run, model, result)
     assert result.usage is not None
     charge = charge_for(run, model, result.usage)
-    await asyncio.gather(
-        log(run, Outcome.answered(model, result, charge)), store_with_sample(run, model, result, charge)
-    )
+    await log_and_store(run, Outcome.answered(model, result, charge), model, result, charge)
     return _answered(run, model, result, charge, cached=False)
 
 

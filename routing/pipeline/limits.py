@@ -12,11 +12,20 @@ import asyncio
 import contextlib
 from collections.abc import Iterator, Sequence
 
+from redis.asyncio.client import Pipeline
+
 from config.api_errors import ApiError
 from routing.pipeline.plan import completion_plan
 from routing.pipeline.run import CompletionRun, Outcome
 from routing.pipeline.types import Caller, CompletionInput
-from routing.ratelimit import Admitted, Limit, counted_keys, rate_limit_check, rate_limit_settle
+from routing.ratelimit import (
+    Admitted,
+    Limit,
+    counted_keys,
+    rate_limit_check,
+    rate_limit_settle,
+    rate_limit_settle_queue,
+)
 
 
 def tokens_estimate(run: CompletionRun) -> int:
@@ -55,15 +64,28 @@ def rate_headers_on_errors(run: CompletionRun) -> Iterator[None]:
         raise
 
 
+def _actual_tokens(run: CompletionRun, outcome: Outcome) -> int | None:
+    """What to settle the counted estimate to; None when there is nothing to settle."""
+    if not run.rate_keys or outcome.charge is None:
+        return None
+    actual = 0 if outcome.cached else outcome.charge.usage.total_tokens
+    return None if actual == run.rate_tokens else actual
+
+
 async def rate_settle(run: CompletionRun, outcome: Outcome) -> None:
     """The counted estimate becomes the tokens actually used, in the window where it was counted. Only when the
     outcome knows them (a failure without usage keeps its estimate); best effort, never failing the request."""
-    if not run.rate_keys or outcome.charge is None:
-        return
-    actual = 0 if outcome.cached else outcome.charge.usage.total_tokens
-    if actual == run.rate_tokens:
-        return
-    await rate_limit_settle(keys=run.rate_keys, member=run.request_id, tokens=actual)
+    actual = _actual_tokens(run, outcome)
+    if actual is not None:
+        await rate_limit_settle(keys=run.rate_keys, member=run.request_id, tokens=actual)
+
+
+def rate_settle_queue(pipe: Pipeline, run: CompletionRun, outcome: Outcome) -> bool:
+    """rate_settle queued on a caller's Redis pipeline; whether anything was (then as the last command)."""
+    actual = _actual_tokens(run, outcome)
+    if actual is not None:
+        rate_limit_settle_queue(pipe, keys=run.rate_keys, member=run.request_id, tokens=actual)
+    return actual is not None
 
 
 async def tokens_planned(*, caller: Caller, inp: CompletionInput) -> int:

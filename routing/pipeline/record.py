@@ -197,14 +197,17 @@ def _observe(run: CompletionRun, outcome: Outcome) -> None:
         metrics.FALLBACKS.labels(model_id).inc()
 
 
-async def log(run: CompletionRun, outcome: Outcome) -> None:
+async def log(run: CompletionRun, outcome: Outcome, *, rates_settled: bool = False) -> None:
     """The outcome in one round trip: the row completed, its attempts, the holds settled or freed.
 
     When the database can't take it, it is journaled (durably) and replayed later: the client still gets
     its answer, and the money is recorded exactly once.
     """
     _observe(run, outcome)
-    await rate_settle(run, outcome)  # the tokens it counted against its rate limits become the actual ones
+    if not rates_settled:  # (log_and_store settles them in its Redis round trip)
+        await rate_settle(
+            run, outcome
+        )  # the tokens it counted against its rate limits become the actual ones
     row, attempts, answered = _log_rows(run, outcome)
     access_note(
         model=row.model or None,

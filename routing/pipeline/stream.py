@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +11,7 @@ from providers.adapters.base import ChatResult, ProviderError, StreamDelta, Usag
 from providers.catalog import CatalogModel
 from providers.tokens import count_text_tokens
 from routing import health
-from routing.pipeline.caching import store_with_sample
+from routing.pipeline.caching import log_and_store
 from routing.pipeline.call import close_upstream
 from routing.pipeline.idle import IdleTimer
 from routing.pipeline.record import charge_for, log, log_in_background
@@ -167,7 +166,7 @@ async def relay(
             tool_calls=completion.tool_calls,
         )
     # Both before the final events: a client that saw the end and asks again finds the row and gets the hit.
-    await asyncio.gather(log(run, outcome), store_with_sample(run, state.model, result, outcome.charge))
+    await log_and_store(run, outcome, state.model, result, outcome.charge)
     if pieces := renderer.end(completion):
         yield b"".join(pieces)
 

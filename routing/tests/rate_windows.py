@@ -39,3 +39,12 @@ def age(scope: str, scope_id: int, seconds: float) -> None:
             client.zadd(log, {member: score - seconds * 1000 for member, score in entries}, xx=True)
     finally:
         client.close()
+
+
+def forget_scripts() -> None:
+    """SCRIPT FLUSH: Redis as it is after a restart, knowing none of the scripts by their SHA."""
+    client = _client()
+    try:
+        client.script_flush()
+    finally:
+        client.close()

@@ -30,7 +30,7 @@ from routing.ratelimit import (
     rate_limits_of,
 )
 from routing.tests.live import LiveGateway, live_database_url
-from routing.tests.rate_windows import age, counted
+from routing.tests.rate_windows import age, counted, forget_scripts
 
 HELLO = [{"role": "user", "content": "What is the capital of France?"}]
 BOUNDARY = 60.0 * 66_666_666  # a minute boundary (in 2096): where a fixed window would start afresh
@@ -335,6 +335,28 @@ def test_tokens_per_minute_hold_for_a_key_and_settling_gives_the_difference_back
     )
     assert third.headers["x-ratelimit-remaining-tokens"] == str(estimate - actual)
     assert counted("key", api_key.pk) == (2, 2 * actual)  # the refused one counted nothing
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("stream", [False, True])
+def test_tokens_are_settled_with_the_cache_entry_and_when_redis_has_forgotten_the_script(
+    gateways, alice, stream
+):
+    """The settle rides in the answer's one Redis round trip (health sample, cache entry) by its SHA; a Redis
+    that restarted since answers NOSCRIPT there, and the settle is sent again as the script itself."""
+    api_key, key = api_key_issue(user=alice, name=f"settle-{stream}", rate_limit_tpm=1_000_000)
+    with httpx.Client(timeout=30) as client:
+        warm = _chat(gateways[0], client, key, cache=True, stream=stream)
+        assert warm.status_code == 200, warm.text
+        first_id = warm.headers["X-Request-Id"]
+        forget_scripts()
+        second = _chat(gateways[1], client, key, stream=stream)
+        assert second.status_code == 200, second.text
+        if stream:
+            assert second.text.rstrip().endswith("data: [DONE]")
+    rows = list(GatewayRequest.objects.filter(api_key=api_key).order_by("created_at"))
+    assert len(rows) == 2 and rows[0].pk == first_id
+    assert counted("key", api_key.pk) == (2, sum(row.total_tokens for row in rows))  # both settled to actual
 
 
 def _team_keys(alice, bob, **limits: int) -> tuple[int, str, str]:
