@@ -3,7 +3,8 @@
 Run: `.venv/bin/python -m bench.bench_ab BEFORE_DIR AFTER_DIR [--requests N] [--prompt-kib K]`, each DIR a
 checkout (e.g. a `git worktree add /tmp/before <rev>`). Both gateways run at once on the same core with their own database; the
 driver sends one request to the fake upstream directly, then one through each gateway, in turn, so whatever
-else the machine does at a moment weighs on all three alike. Added latency = through a gateway - direct.
+else the machine does at a moment weighs on all three alike. Added latency = through a gateway - direct. Every
+feature is on, as in the other benches (bench.common.EVERY_FEATURE: budget windows with limits, rate limits).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import httpx
 
 from bench.common import (
+    EVERY_FEATURE,
     cpu_seconds,
     fake_upstream,
     free_port,
@@ -59,9 +61,10 @@ def _prepare(checkout: Path, env: dict[str, str]) -> str:
     for args in (["migrate", "--noinput"], ["seed_catalog"]):
         subprocess.run([PYTHON, "manage.py", *args], cwd=checkout, env=env, capture_output=True, check=True)
     made = subprocess.run(
-        [PYTHON, "manage.py", "create_api_key", f"ab-{time.time_ns()}", "--name", "ab"],
+        [PYTHON, "manage.py", "create_api_key", "bench", "--name", "ab"],
         cwd=checkout, env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
+    subprocess.run([PYTHON, "manage.py", "shell", "-c", EVERY_FEATURE], cwd=checkout, env=env, check=True)
     return made.stdout.strip().splitlines()[-1]
 
 

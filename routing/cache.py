@@ -67,12 +67,25 @@ async def cache_get(key: str) -> CacheLookup:
         return CacheLookup("miss") if local is None else CacheLookup("hit", orjson.loads(local))
     try:
         raw = await redis.get(key)
-    except REDIS_ERRORS:
+    except REDIS_ERRORS as exc:
+        return cache_got(exc)
+    return cache_got(raw)
+
+
+def cache_get_queue(pipe: Pipeline, key: str) -> None:
+    """cache_get's read queued on a caller's pipeline to Redis; its reply (or the pipeline's error) goes to
+    cache_got."""
+    pipe.get(key)
+
+
+def cache_got(reply: bytes | str | BaseException | None) -> CacheLookup:
+    """A read's reply as a lookup: an error (Redis away) bypasses the cache."""
+    if isinstance(reply, BaseException):
         logger.warning("response cache unavailable; bypassing")
         return CacheLookup("bypass")
-    if raw is None:
+    if reply is None:
         return CacheLookup("miss")
-    return CacheLookup("hit", orjson.loads(raw))
+    return CacheLookup("hit", orjson.loads(reply))
 
 
 async def cache_put(key: str, entry: dict[str, Any]) -> bool:

@@ -23,6 +23,7 @@ from typing import Any
 
 from django.conf import settings
 from redis.asyncio.client import Pipeline
+from redis.exceptions import NoScriptError
 
 from accounts.authentication import Principal
 from config.api_errors import RateLimited, ServiceUnavailable
@@ -135,20 +136,25 @@ def _now_arg(now: float | None) -> str:
     return "" if now is None else str(round(now * 1000))
 
 
-async def rate_limit_check(
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """One admission's script call (keys, arguments), and what it needs to read the reply."""
+
+    limits: tuple[Limit, ...]
+    keys: tuple[str, ...]
+    args: tuple[Any, ...]
+    members: tuple[str, ...]
+    tokens: tuple[int, ...]
+
+
+def _admission(
     limits: Sequence[Limit],
-    *,
-    requests: int = 1,
-    tokens: Sequence[int] | None = None,
-    members: Sequence[str] | None = None,
-    now: float | None = None,
-) -> Admitted | None:
-    """Admits and counts `requests` (with their `tokens`, one estimate each) against every limit, or raises 429
-    with Retry-After and the x-ratelimit headers, counting nothing, when they don't all fit. `members` name
-    them in the windows (request ids, to settle them later); `now` (seconds) replaces Redis's clock in tests.
-    None when no limit applies or Redis is unavailable (nothing was counted)."""
-    if not limits or get_redis() is None:
-        return None
+    requests: int,
+    tokens: Sequence[int] | None,
+    members: Sequence[str] | None,
+    now: float | None,
+    free_if_cached: str | None,
+) -> Admission:
     counts = tuple(tokens) if tokens is not None else (0,) * requests
     names = tuple(members) if members is not None else tuple(f"rl_{secrets.token_hex(8)}" for _ in counts)
     assert len(counts) == len(names) == requests
@@ -156,26 +162,91 @@ async def rate_limit_check(
     args: list[Any] = [_now_arg(now), WINDOW_MS, requests, *names, *counts]
     for limit in limits:
         args.extend((limit.rpm or 0, limit.tpm or 0))
+    script_keys = keys if free_if_cached is None else (*keys, free_if_cached)
+    return Admission(tuple(limits), script_keys, tuple(args), names, counts)
+
+
+async def rate_limit_check(
+    limits: Sequence[Limit],
+    *,
+    requests: int = 1,
+    tokens: Sequence[int] | None = None,
+    members: Sequence[str] | None = None,
+    now: float | None = None,
+    free_if_cached: str | None = None,
+) -> Admitted | None:
+    """Admits and counts `requests` (with their `tokens`, one estimate each) against every limit, or raises 429
+    with Retry-After and the x-ratelimit headers, counting nothing, when they don't all fit. `members` name
+    them in the windows (request ids, to settle them later); `now` (seconds) replaces Redis's clock in tests;
+    when the response cache holds `free_if_cached` (a cache key), they count no tokens. None when no limit
+    applies or Redis is unavailable (nothing was counted)."""
+    if not limits or get_redis() is None:
+        return None
+    admission = _admission(limits, requests, tokens, members, now, free_if_cached)
     try:
-        reply = await run_lua(ADMIT, keys, args)
+        reply = await run_lua(ADMIT, admission.keys, admission.args)
     except REDIS_ERRORS:
-        if settings.ROUTER_RATE_LIMIT_FAIL_CLOSED:
-            raise ServiceUnavailable(
-                "Rate limits can't be checked right now; try again shortly",
-                code="rate_limit_unavailable",
-                headers={"Retry-After": "1"},
-            ) from None
-        return None  # fail open (the default): traffic goes through; budgets still hold the money
-    values = [int(v) for v in reply[1:]]
+        rate_limit_unavailable()
+        return None
+    return _admitted(admission, reply)
+
+
+def rate_limit_check_queue(
+    pipe: Pipeline,
+    limits: Sequence[Limit],
+    *,
+    tokens: Sequence[int],
+    members: Sequence[str],
+    free_if_cached: str | None = None,
+) -> Admission:
+    """rate_limit_check's script queued on a caller's pipeline by its SHA (Redis's clock); the caller hands its
+    reply to `rate_limit_checked`, or calls `rate_limit_unavailable` when the pipeline failed."""
+    admission = _admission(limits, len(tokens), tokens, members, None, free_if_cached)
+    pipe.evalsha(SHA[ADMIT], len(admission.keys), *admission.keys, *admission.args)
+    return admission
+
+
+async def rate_limit_checked(admission: Admission, reply: Any) -> Admitted | None:
+    """A queued check's reply read as rate_limit_check reads its own; a NOSCRIPT answer (Redis restarted or
+    flushed) runs the script again as itself."""
+    try:
+        if isinstance(reply, NoScriptError):
+            reply = await run_lua(ADMIT, admission.keys, admission.args)
+        elif isinstance(reply, Exception):
+            raise reply
+    except REDIS_ERRORS:
+        rate_limit_unavailable()
+        return None
+    return _admitted(admission, reply)
+
+
+def rate_limit_unavailable() -> None:
+    """Redis could not check: fail open (the default: traffic goes through; budgets still hold the money), or
+    closed (ROUTER_RATE_LIMIT_FAIL_CLOSED) with a 503."""
+    if settings.ROUTER_RATE_LIMIT_FAIL_CLOSED:
+        raise ServiceUnavailable(
+            "Rate limits can't be checked right now; try again shortly",
+            code="rate_limit_unavailable",
+            headers={"Retry-After": "1"},
+        )
+
+
+def _admitted(admission: Admission, reply: list[Any]) -> Admitted:
+    limits = admission.limits
+    values = [int(v) for v in reply[1 : 1 + 5 * len(limits)]]
     rows = [
         (values[i], values[i + 1], values[i + 2], values[i + 3], values[i + 4])
         for i in range(0, len(values), 5)
     ]
+    counts = admission.tokens
+    if len(reply) > 1 + 5 * len(limits) and int(reply[-1]) == 1:  # its answer is cached: no tokens counted
+        counts = (0,) * len(counts)
     headers = _headers(limits, rows)
     if reply[0] == 1:
-        return Admitted(keys=keys, members=names, tokens=counts, headers=headers)
+        keys = admission.keys[: 2 * len(limits)]  # the windows, without the cache key
+        return Admitted(keys=keys, members=admission.members, tokens=counts, headers=headers)
     RATE_LIMIT_REFUSALS.inc()
-    raise _refusal(limits, rows, requests=requests, tokens=sum(counts), headers=headers)
+    raise _refusal(limits, rows, requests=len(counts), tokens=sum(counts), headers=headers)
 
 
 def _refusal(

@@ -39,17 +39,24 @@ end
 """
 
 # ARGV: now (ms, '' = Redis's clock), window ms, n, n members, n token amounts, then per scope its requests
-# and tokens limits (0 = none). Returns {admitted 0|1, then per scope: requests counted, tokens counted, ms
-# until its window is empty, ms until the refused requests' fit (0 fits, -1 never), the same for tokens}.
+# and tokens limits (0 = none). KEYS: the scopes' pairs, then optionally one more: a response-cache key whose
+# entry, when it exists, makes the requests count no tokens (no provider will process them). Returns
+# {admitted 0|1, then per scope: requests counted, tokens counted, ms until its window is empty, ms until the
+# refused requests' fit (0 fits, -1 never), the same for tokens; then, with a cache key, 1 if it counted none}.
 ADMIT = (
     COMMON
     + """
 local now = clock(ARGV[1])
 local window = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
+local scopes = math.floor(#KEYS / 2)
+local free = #KEYS % 2 == 1 and redis.call('EXISTS', KEYS[#KEYS]) == 1
+local function tokens_of(i)
+  if free then return 0 end
+  return tonumber(ARGV[3 + n + i])
+end
 local wanted = 0
-for i = 1, n do wanted = wanted + tonumber(ARGV[3 + n + i]) end
-local scopes = #KEYS / 2
+for i = 1, n do wanted = wanted + tokens_of(i) end
 
 -- ms until the oldest entries of `log` holding `free` requests (by_tokens: tokens) have left the window
 local function freed_after(log, counts, free, by_tokens)
@@ -97,7 +104,7 @@ for s = 1, scopes do
   local count, used = state[s][1], state[s][2]
   if admitted == 1 then
     for i = 1, n do
-      local member, tokens = ARGV[3 + i], tonumber(ARGV[3 + n + i])
+      local member, tokens = ARGV[3 + i], tokens_of(i)
       redis.call('ZADD', log, now, member)
       redis.call('HSET', counts, member, tokens)
     end
@@ -115,6 +122,7 @@ for s = 1, scopes do
   out[#out + 1] = state[s][3]
   out[#out + 1] = state[s][4]
 end
+if #KEYS % 2 == 1 then out[#out + 1] = free and 1 or 0 end
 return out
 """
 )

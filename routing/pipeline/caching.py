@@ -14,7 +14,7 @@ from providers.catalog import CatalogModel
 from providers.pricing import Cost
 from providers.vectors import vector_from_base64, vector_to_base64
 from routing import health
-from routing.cache import cache_get, cache_key, cache_put, cache_put_queue, cache_scope
+from routing.cache import CacheLookup, cache_get, cache_key, cache_put, cache_put_queue, cache_scope
 from routing.pipeline.limits import rate_settle, rate_settle_queue
 from routing.pipeline.record import log
 from routing.pipeline.run import ZERO, Charge, CompletionRun, Outcome
@@ -130,14 +130,25 @@ def _storable(
 
 
 async def cache_lookup(run: CompletionRun) -> dict[str, Any] | None:
-    """The key is taken after the model is chosen, so optimized modes share entries with manual ones."""
+    """The entry answering the request, if the cache holds one."""
+    key = cache_read_key(run)
+    return None if key is None else cache_looked_up(run, await cache_get(key))
+
+
+def cache_read_key(run: CompletionRun) -> str | None:
+    """The key to look up; None when there is nothing to look up (no model planned, or a request that does not
+    read the cache). The key is taken after the model is chosen, so optimized modes share entries with manual
+    ones."""
     if not run.plan.ranked:
         return None
     run.cache_key = _key_for(run, run.plan.ranked[0].candidate.model_id)
     if not run.inp.cache_read:
         run.cache_status = "bypass"
         return None
-    lookup = await cache_get(run.cache_key)
+    return run.cache_key
+
+
+def cache_looked_up(run: CompletionRun, lookup: CacheLookup) -> dict[str, Any] | None:
     run.cache_status = lookup.status
     return lookup.entry if lookup.status == "hit" else None
 

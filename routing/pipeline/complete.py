@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from config.rendering import dumps
-from routing.pipeline.caching import cache_lookup, log_and_store, serve_cache_hit
+from routing.pipeline.admission import cache_lookup_and_admit
+from routing.pipeline.caching import log_and_store, serve_cache_hit
 from routing.pipeline.call import call_model, first_answer, open_model_stream
-from routing.pipeline.limits import rate_admit, rate_headers_on_errors
+from routing.pipeline.limits import rate_headers_on_errors
 from routing.pipeline.plan import completion_plan
 from routing.pipeline.record import charge_for, keep, unless_abandoned
 from routing.pipeline.result import completion_of, router_headers
@@ -36,8 +37,7 @@ async def completion_create(*, caller: Caller, inp: CompletionInput, request_id:
 
 async def _completion_create(*, caller: Caller, inp: CompletionInput, request_id: str) -> Answered:
     run = await completion_plan(caller=caller, inp=inp, request_id=request_id)
-    entry = await cache_lookup(run)
-    await rate_admit(run, cached=entry is not None)
+    entry = await cache_lookup_and_admit(run)
     with rate_headers_on_errors(run):
         return await _answer(run, entry)
 
@@ -81,8 +81,7 @@ def _abandon_opened(task: asyncio.Task[OpenStream]) -> None:
 
 async def _completion_stream_open(*, caller: Caller, inp: CompletionInput, request_id: str) -> OpenStream:
     run = await completion_plan(caller=caller, inp=inp, request_id=request_id)
-    entry = await cache_lookup(run)
-    await rate_admit(run, cached=entry is not None)
+    entry = await cache_lookup_and_admit(run)
     with rate_headers_on_errors(run):
         return await _open(run, entry)
 

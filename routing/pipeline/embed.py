@@ -17,9 +17,10 @@ from providers.adapters import get_embedding_adapter
 from providers.adapters.base import EmbeddingResult, Usage
 from providers.catalog import CatalogModel
 from routing import engine
-from routing.pipeline.caching import cache_lookup, log_and_store, serve_embedding_hit
+from routing.pipeline.admission import cache_lookup_and_admit
+from routing.pipeline.caching import log_and_store, serve_embedding_hit
 from routing.pipeline.call import embed_model, first_answer
-from routing.pipeline.limits import rate_admit, rate_headers_on_errors
+from routing.pipeline.limits import rate_headers_on_errors
 from routing.pipeline.plan import completion_plan
 from routing.pipeline.record import charge_for, unless_abandoned
 from routing.pipeline.result import router_headers
@@ -45,8 +46,7 @@ async def embeddings_create(*, caller: Caller, inp: CompletionInput, request_id:
 async def _embeddings_create(*, caller: Caller, inp: CompletionInput, request_id: str) -> EmbeddingsAnswered:
     run = await completion_plan(caller=caller, inp=inp, request_id=request_id)
     _keep_models_taking_the_input(run)
-    entry = await cache_lookup(run)
-    await rate_admit(run, cached=entry is not None)  # requests and tokens per minute, as on every door
+    entry = await cache_lookup_and_admit(run)  # requests and tokens per minute, as on every door
     with rate_headers_on_errors(run):
         return await _answer(run, entry)
 

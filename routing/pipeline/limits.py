@@ -41,16 +41,27 @@ def tokens_estimate(run: CompletionRun) -> int:
 async def rate_admit(run: CompletionRun, *, cached: bool) -> None:
     """Admits the request against every limit of its caller, or raises 429 counting nothing. A cache hit counts
     as a request of no tokens (no provider processes any)."""
-    if run.inp.rate_counted:  # a fan-out item, counted under its request id when its parent was admitted
-        run.rate_keys = counted_keys(key_id=run.caller.api_key_id, team_id=run.caller.team_id)
-        return
-    if not run.caller.rate_limits:
+    if not rate_admits(run):
         return
     tokens = 0 if cached else tokens_estimate(run)
-    admitted = await rate_limit_check(run.caller.rate_limits, tokens=(tokens,), members=(run.request_id,))
+    rate_admitted(
+        run, await rate_limit_check(run.caller.rate_limits, tokens=(tokens,), members=(run.request_id,))
+    )
+
+
+def rate_admits(run: CompletionRun) -> bool:
+    """Whether the request is to be admitted against limits (a fan-out item was, with its parent)."""
+    if run.inp.rate_counted:  # counted under its request id when its parent was admitted: to settle only
+        run.rate_keys = counted_keys(key_id=run.caller.api_key_id, team_id=run.caller.team_id)
+        return False
+    return bool(run.caller.rate_limits)
+
+
+def rate_admitted(run: CompletionRun, admitted: Admitted | None) -> None:
+    """What the admission counted, to settle once the outcome is known, and the headers it answers with."""
     if admitted is not None:
         run.rate_keys = admitted.keys
-        run.rate_tokens = tokens
+        run.rate_tokens = admitted.tokens[0]
         run.rate_headers = admitted.headers
 
 
