@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from decimal import ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal, localcontext
+from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -17,7 +17,7 @@ _ONE = Decimal(1)
 # Wide enough that tokens x rate x rate (long-context cache writes are scaled by long_input / input, kept as
 # a product over a shared denominator) is exact before the one division and the one rounding step; the
 # default 28 digits would round silently first.
-_CONTEXT = Context(prec=100, rounding=ROUND_HALF_UP)
+DECIMAL_CONTEXT = Context(prec=100, rounding=ROUND_HALF_UP)
 
 
 def _require_decimal(name: str, value: object, *, allow_none: bool = False) -> None:
@@ -32,7 +32,7 @@ def _require_decimal(name: str, value: object, *, allow_none: bool = False) -> N
         raise ValueError(f"{name} must not be negative, got {value}")
 
 
-def _require_tokens(name: str, value: object) -> int:
+def require_tokens(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
     if value < 0:
@@ -64,7 +64,7 @@ class Tier:
 
     def amount(self, tokens_times_rates: Decimal) -> Decimal:
         """The exact USD amount of a sum of tokens x (scaled) rates: one division, correctly rounded."""
-        with localcontext(_CONTEXT):
+        with localcontext(DECIMAL_CONTEXT):
             return tokens_times_rates / (self.scale * TOKENS_PER_UNIT)
 
 
@@ -103,7 +103,7 @@ class Rates:
         ):
             _require_decimal(name, getattr(self, name), allow_none=True)
         if self.long_context_threshold is not None:
-            _require_tokens("long_context_threshold", self.long_context_threshold)
+            require_tokens("long_context_threshold", self.long_context_threshold)
         elif (self.long_input_per_1m, self.long_output_per_1m, self.long_cached_input_per_1m) != (None,) * 3:
             raise ValueError("long-context rates need a long_context_threshold")
 
@@ -113,7 +113,7 @@ class Rates:
 
     @property
     def worst_case_input_per_1m(self) -> Decimal:
-        """The dearest base-tier rate a prompt token can pay (see worst_case_cost for the long tier)."""
+        """The dearest base-tier rate a prompt token can pay (see cost_bounds.worst_case_cost for the long tier)."""
         return self.tier(0).max_input
 
     def is_long_context(self, prompt_tokens: int) -> bool:
@@ -133,7 +133,7 @@ class Rates:
                 scale=_ONE,
                 long_context=False,
             )
-        with localcontext(_CONTEXT):
+        with localcontext(DECIMAL_CONTEXT):
             long_input = _or(self.long_input_per_1m, base_input)
             # Write rates scale by long_input / input; with no long input rate (or a free base input, where
             # the ratio is undefined) they keep their base rates.
@@ -208,12 +208,12 @@ class CostBreakdown:
         return Cost(input_cost=self.input_cost, output_cost=self.output, total=self.total)
 
 
-def _quantize(value: Decimal) -> Decimal:
-    with localcontext(_CONTEXT):
+def quantize(value: Decimal) -> Decimal:
+    with localcontext(DECIMAL_CONTEXT):
         return value.quantize(QUANTUM, rounding=ROUND_HALF_UP)
 
 
-_ZERO_AMOUNT = _quantize(Decimal(0))  # what a part of no tokens comes to, as the general path writes it
+_ZERO_AMOUNT = quantize(Decimal(0))  # what a part of no tokens comes to, as the general path writes it
 
 
 def _breakdown(
@@ -225,11 +225,11 @@ def _breakdown(
     cache_write_tokens: int,
     cache_write_1h_tokens: int,
 ) -> CostBreakdown:
-    _require_tokens("prompt_tokens", prompt_tokens)
-    _require_tokens("completion_tokens", completion_tokens)
-    _require_tokens("cached_tokens", cached_tokens)
-    _require_tokens("cache_write_tokens", cache_write_tokens)
-    _require_tokens("cache_write_1h_tokens", cache_write_1h_tokens)
+    require_tokens("prompt_tokens", prompt_tokens)
+    require_tokens("completion_tokens", completion_tokens)
+    require_tokens("cached_tokens", cached_tokens)
+    require_tokens("cache_write_tokens", cache_write_tokens)
+    require_tokens("cache_write_1h_tokens", cache_write_1h_tokens)
     if cached_tokens + cache_write_tokens > prompt_tokens:
         # OpenAI semantics: cached tokens and cache writes are included in prompt_tokens. Adapters for
         # vendors that report them separately (Anthropic) add them in before pricing.
@@ -243,11 +243,11 @@ def _breakdown(
     tier = rates.tier(prompt_tokens)
     plain = prompt_tokens - cached_tokens - cache_write_tokens
     write_5m = cache_write_tokens - cache_write_1h_tokens
-    with localcontext(_CONTEXT):
-        output = _quantize(tier.amount(completion_tokens * tier.output))
+    with localcontext(DECIMAL_CONTEXT):
+        output = quantize(tier.amount(completion_tokens * tier.output))
         if plain == prompt_tokens:  # no cached tokens, no cache writes: the input side is one amount
             return CostBreakdown(
-                input=_quantize(tier.amount(plain * tier.input)),
+                input=quantize(tier.amount(plain * tier.input)),
                 cached=_ZERO_AMOUNT,
                 cache_write_5m=_ZERO_AMOUNT,
                 cache_write_1h=_ZERO_AMOUNT,
@@ -261,13 +261,13 @@ def _breakdown(
             cache_write_1h_tokens * tier.cache_write_1h,
         ]
         # The input side is rounded once, as a whole: rounding each part on its own could add up to more
-        # than worst_case_cost, which rounds the whole prompt at the dearest rate once.
+        # than cost_bounds.worst_case_cost, which rounds the whole prompt at the dearest rate once.
         amounts: list[Decimal] = []
         running = Decimal(0)
-        rounded_before = _quantize(running)
+        rounded_before = quantize(running)
         for part in parts:
             running += part
-            rounded = _quantize(tier.amount(running))
+            rounded = quantize(tier.amount(running))
             amounts.append(rounded - rounded_before)
             rounded_before = rounded
     plain_cost, cached_cost, write_5m_cost, write_1h_cost = amounts
@@ -320,72 +320,6 @@ def cost_of(rates: Rates, prompt_tokens: int, completion_tokens: int, cached_tok
     ).cost()
 
 
-def worst_case_cost(rates: Rates, prompt_tokens: int, max_output_tokens: int) -> Decimal:
-    """The most a request with this prompt size can cost, whatever its usage shape.
-
-    Every prompt token at the dearest input-side rate of the prompt's tier (input, cached, 5-minute or 1-hour
-    cache write; the long-context tier's when the prompt is above the threshold), plus max_output_tokens at
-    that tier's output rate. Rounded like cost_of_usage, once per side, so cost_of_usage(...).total never
-    exceeds it for a usage with these prompt_tokens and at most max_output_tokens completion tokens: a
-    reservation made with it always covers the charge. (The tier depends on the prompt alone, so only a
-    larger prompt than estimated can cross the threshold; the token estimates err high for that reason.)
-    """
-    _require_tokens("prompt_tokens", prompt_tokens)
-    _require_tokens("max_output_tokens", max_output_tokens)
-    tier = rates.tier(prompt_tokens)
-    with localcontext(_CONTEXT):
-        input_cost = _quantize(tier.amount(prompt_tokens * tier.max_input))
-        output_cost = _quantize(tier.amount(max_output_tokens * tier.output))
-        return input_cost + output_cost
-
-
-def max_output_tokens_affordable(
-    rates: Rates, prompt_tokens: int, budget_remaining: Decimal, *, limit: int | None = None
-) -> int:
-    """The largest output token count whose worst_case_cost fits budget_remaining, capped at limit.
-
-    0 when even the prompt alone (or the prompt plus one output token) does not fit. With a zero output
-    rate any count fits, so limit (the request's max_tokens or the model's max output) is then required.
-    """
-    _require_tokens("prompt_tokens", prompt_tokens)
-    if not isinstance(budget_remaining, Decimal):
-        raise TypeError(f"budget_remaining must be a Decimal, not {type(budget_remaining).__name__}")
-    if not budget_remaining.is_finite():
-        raise ValueError(f"budget_remaining must be finite, got {budget_remaining}")
-    if limit is not None:
-        _require_tokens("limit", limit)
-
-    prompt_only = worst_case_cost(rates, prompt_tokens, 0)
-    if prompt_only > budget_remaining:
-        return 0
-    # The output rate worst_case_cost uses: the prompt's tier, which no output count can change.
-    tier = rates.tier(prompt_tokens)
-    if tier.output == 0:
-        if limit is None:
-            raise ValueError("output is free, so the affordable count is unbounded: pass limit")
-        return limit
-
-    with localcontext(_CONTEXT):
-        spare = budget_remaining - prompt_only
-        # Output cost is rounded half-up, so it fits while the exact amount stays below the spare money
-        # (floored to the quantum) plus half a quantum. Division is inexact for arbitrary rates: take it
-        # as a first guess and settle the answer with exact worst_case_cost comparisons either way.
-        threshold = spare.quantize(QUANTUM, rounding=ROUND_FLOOR) + QUANTUM / 2
-        guess = int(
-            (threshold * TOKENS_PER_UNIT * tier.scale / tier.output).to_integral_value(rounding=ROUND_FLOOR)
-        )
-    if limit is not None:
-        guess = min(guess, limit)
-    guess = max(guess, 0)
-    while guess > 0 and worst_case_cost(rates, prompt_tokens, guess) > budget_remaining:
-        guess -= 1
-    while (limit is None or guess < limit) and worst_case_cost(
-        rates, prompt_tokens, guess + 1
-    ) <= budget_remaining:
-        guess += 1
-    return guess
-
-
 def decimal_to_json(value: Decimal) -> Decimal:
     """A Decimal ready for JSON: trailing zeros dropped, zero (and -0) as plain 0.
 
@@ -400,7 +334,7 @@ def decimal_to_json(value: Decimal) -> Decimal:
         raise ValueError(f"JSON has no representation for {value}")
     if value.is_zero():
         return Decimal(0)
-    with localcontext(_CONTEXT):
+    with localcontext(DECIMAL_CONTEXT):
         return value.normalize()
 
 

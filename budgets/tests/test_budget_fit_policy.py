@@ -11,7 +11,7 @@ from budgets.models import Budget, Reservation
 from budgets.services import budget_get_or_create
 from providers.bounds import prompt_tokens_bound
 from providers.catalog import catalog_get
-from providers.pricing import max_output_tokens_affordable, worst_case_cost
+from providers.cost_bounds import max_output_tokens_affordable, worst_case_cost
 from routing.models import GatewayRequest
 
 pytestmark = pytest.mark.e2e

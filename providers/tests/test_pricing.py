@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from providers.adapters.base import Usage
+from providers.cost_bounds import max_output_tokens_affordable, worst_case_cost
 from providers.pricing import (
     Cost,
     CostBreakdown,
@@ -20,8 +21,6 @@ from providers.pricing import (
     cost_of_usage,
     decimal_to_json,
     format_usd,
-    max_output_tokens_affordable,
-    worst_case_cost,
 )
 
 D = Decimal

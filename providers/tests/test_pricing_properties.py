@@ -26,12 +26,13 @@ from providers.adapters.base import ChatResult, StreamDelta, Usage
 from providers.adapters.deepseek import DeepSeekAdapter
 from providers.adapters.openai import ChatCompletionsStreamDecoder, OpenAIAdapter
 from providers.adapters.sse import StreamDecoder, decode_stream, iter_sse
+from providers.cost_bounds import worst_case_cost
 from providers.fake_upstream.answers import Answer, Prompt
 from providers.fake_upstream.anthropic_wire import AnthropicFormat
 from providers.fake_upstream.gemini_wire import GeminiFormat
 from providers.fake_upstream.openai_wire import DeepSeekFormat, OpenAIFormat
 from providers.fake_upstream.wire import WireFormat
-from providers.pricing import Rates, cost_breakdown, cost_of_usage, worst_case_cost
+from providers.pricing import Rates, cost_breakdown, cost_of_usage
 
 EXAMPLES = settings(
     max_examples=2000,

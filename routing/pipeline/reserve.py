@@ -9,7 +9,7 @@ from budgets.selectors import budget_remaining
 from config.api_errors import BudgetExceeded
 from config.db import run_orm
 from providers.catalog import CatalogModel
-from providers.pricing import max_output_tokens_affordable, worst_case_cost
+from providers.cost_bounds import max_output_tokens_affordable, worst_case_cost
 from routing.access import access_expect_note
 from routing.pipeline.lease import lease_take
 from routing.pipeline.record import pending_row

@@ -16,7 +16,7 @@ from budgets.models import Budget
 from config.celery import app
 from providers.bounds import prompt_tokens_bound
 from providers.catalog import catalog_get
-from providers.pricing import worst_case_cost
+from providers.cost_bounds import worst_case_cost
 from routing.models import BatchItem, BatchJob, GatewayRequest
 from routing.pipeline.plan import PromptCounts
 from routing.pipeline.types import CompletionInput
