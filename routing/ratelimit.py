@@ -186,7 +186,7 @@ async def rate_limit_check(
     try:
         reply = await run_lua(ADMIT, admission.keys, admission.args)
     except REDIS_ERRORS:
-        rate_limit_unavailable()
+        _unavailable()
         return None
     return _admitted(admission, reply)
 
@@ -200,7 +200,7 @@ def rate_limit_check_queue(
     free_if_cached: str | None = None,
 ) -> Admission:
     """rate_limit_check's script queued on a caller's pipeline by its SHA (Redis's clock); the caller hands its
-    reply to `rate_limit_checked`, or calls `rate_limit_unavailable` when the pipeline failed."""
+    reply, or the pipeline's error, to `rate_limit_checked`."""
     admission = _admission(limits, len(tokens), tokens, members, None, free_if_cached)
     pipe.evalsha(SHA[ADMIT], len(admission.keys), *admission.keys, *admission.args)
     return admission
@@ -215,12 +215,12 @@ async def rate_limit_checked(admission: Admission, reply: Any) -> Admitted | Non
         elif isinstance(reply, Exception):
             raise reply
     except REDIS_ERRORS:
-        rate_limit_unavailable()
+        _unavailable()
         return None
     return _admitted(admission, reply)
 
 
-def rate_limit_unavailable() -> None:
+def _unavailable() -> None:
     """Redis could not check: fail open (the default: traffic goes through; budgets still hold the money), or
     closed (ROUTER_RATE_LIMIT_FAIL_CLOSED) with a 503."""
     if settings.ROUTER_RATE_LIMIT_FAIL_CLOSED:

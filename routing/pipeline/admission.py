@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from config.redis_clients import REDIS_ERRORS, get_redis
-from routing.cache import cache_get_queue, cache_got
-from routing.pipeline.caching import cache_looked_up, cache_lookup, cache_read_key
+from routing.cache import cache_get, cache_get_queue, cache_got
+from routing.pipeline.caching import cache_looked_up, cache_read_key
 from routing.pipeline.limits import rate_admit, rate_admits, rate_admitted, tokens_estimate
 from routing.pipeline.run import CompletionRun
 from routing.ratelimit import rate_limit_check_queue, rate_limit_checked
@@ -20,13 +20,14 @@ from routing.ratelimit import rate_limit_check_queue, rate_limit_checked
 
 async def cache_lookup_and_admit(run: CompletionRun) -> dict[str, Any] | None:
     """The entry answering the request (None: a miss or a bypass), the request admitted (or 429 raised)."""
-    redis = get_redis()
-    if redis is None or not run.inp.cache_read or not run.plan.ranked or not rate_admits(run):
-        entry = await cache_lookup(run)
-        await rate_admit(run, cached=entry is not None)
-        return entry
     key = cache_read_key(run)
-    assert key is not None
+    admits = rate_admits(run)
+    redis = get_redis()
+    if key is None or not admits or redis is None:
+        entry = None if key is None else cache_looked_up(run, await cache_get(key))
+        if admits:
+            await rate_admit(run, cached=entry is not None)
+        return entry
     pipe = redis.pipeline(transaction=False)
     cache_get_queue(pipe, key)
     admission = rate_limit_check_queue(

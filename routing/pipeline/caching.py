@@ -14,7 +14,7 @@ from providers.catalog import CatalogModel
 from providers.pricing import Cost
 from providers.vectors import vector_from_base64, vector_to_base64
 from routing import health
-from routing.cache import CacheLookup, cache_get, cache_key, cache_put, cache_put_queue, cache_scope
+from routing.cache import CacheLookup, cache_key, cache_put, cache_put_queue, cache_scope
 from routing.pipeline.limits import rate_settle, rate_settle_queue
 from routing.pipeline.record import log
 from routing.pipeline.run import ZERO, Charge, CompletionRun, Outcome
@@ -127,12 +127,6 @@ def _storable(
     ):
         return None
     return _key_for(run, model.model_id), _entry(model, result, charge, run.request_id)
-
-
-async def cache_lookup(run: CompletionRun) -> dict[str, Any] | None:
-    """The entry answering the request, if the cache holds one."""
-    key = cache_read_key(run)
-    return None if key is None else cache_looked_up(run, await cache_get(key))
 
 
 def cache_read_key(run: CompletionRun) -> str | None:

@@ -39,10 +39,8 @@ def tokens_estimate(run: CompletionRun) -> int:
 
 
 async def rate_admit(run: CompletionRun, *, cached: bool) -> None:
-    """Admits the request against every limit of its caller, or raises 429 counting nothing. A cache hit counts
-    as a request of no tokens (no provider processes any)."""
-    if not rate_admits(run):
-        return
+    """Admits a request that `rate_admits` against every limit of its caller, or raises 429 counting nothing.
+    A cache hit counts as a request of no tokens (no provider processes any)."""
     tokens = 0 if cached else tokens_estimate(run)
     rate_admitted(
         run, await rate_limit_check(run.caller.rate_limits, tokens=(tokens,), members=(run.request_id,))

@@ -1,4 +1,5 @@
-"""A real Celery worker (prefork, a subprocess) for the compare and batch tests, plus HTTP clients for them."""
+"""A real Celery worker (prefork, a subprocess) for the compare and batch tests, plus HTTP clients for them;
+and the in-process gateway's providers pointed at the fake upstream (`upstream`)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from django.conf import settings
 
+from providers.catalog import catalog_invalidate
 from providers.fake_upstream import FakeUpstreamProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -188,3 +191,15 @@ def alice_http(e2e, alice_key) -> Iterator[httpx.Client]:
 def bob_http(e2e, bob_key) -> Iterator[httpx.Client]:
     with api_client(e2e.url, bob_key) as client:
         yield client
+
+
+@pytest.fixture
+def upstream(settings, catalog, fake_upstream) -> Iterator[Any]:
+    """Every provider of an in-process request (Django's AsyncClient) at the fake upstream, its recordings
+    cleared before and after."""
+    settings.PROVIDER_BASE_URLS = fake_upstream.base_urls
+    catalog_invalidate()
+    fake_upstream.clear()
+    yield fake_upstream
+    fake_upstream.clear()
+    catalog_invalidate()

@@ -5,32 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.test import AsyncClient
 
+from accounts.authentication import forget_cached_keys
+from accounts.models import ApiKey
 from accounts.services import api_key_issue
 from config.db import close_pools
 from config.redis_clients import CircuitConnection, get_redis
-from providers.catalog import catalog_invalidate
 from routing.cache import cache_key
 from routing.models import GatewayRequest
 from routing.ratelimit import Limit, rate_limit_check
 from routing.tests.rate_windows import counted, forget_scripts
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def upstream(settings, catalog, fake_upstream) -> Iterator[Any]:
-    settings.PROVIDER_BASE_URLS = fake_upstream.base_urls
-    catalog_invalidate()
-    fake_upstream.clear()
-    yield fake_upstream
-    fake_upstream.clear()
-    catalog_invalidate()
 
 
 @pytest.fixture
@@ -109,11 +99,7 @@ async def test_a_cache_hit_is_admitted_with_no_tokens_where_a_miss_would_not_fit
 
 
 def _set_tpm(key_id: int, tpm: int) -> None:
-    from accounts.models import ApiKey
-
     ApiKey.objects.filter(pk=key_id).update(rate_limit_tpm=tpm)
-    from accounts.authentication import forget_cached_keys
-
     forget_cached_keys()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -14,20 +13,9 @@ from django.test import AsyncClient
 
 from budgets.models import Reservation
 from config.db import close_pools
-from providers.catalog import catalog_invalidate
 from routing.models import Attempt, GatewayRequest
 
 HELLO = [{"role": "user", "content": "What is the capital of France?"}]
-
-
-@pytest.fixture
-def upstream(settings, catalog, fake_upstream) -> Iterator[Any]:
-    settings.PROVIDER_BASE_URLS = fake_upstream.base_urls
-    catalog_invalidate()
-    fake_upstream.clear()
-    yield fake_upstream
-    fake_upstream.clear()
-    catalog_invalidate()
 
 
 async def _post(path: str, key: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], str]:
