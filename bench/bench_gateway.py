@@ -29,7 +29,9 @@ from bench.common import (
     percentile,
     pin,
     prepare_database,
+    services_off_core,
     table,
+    vacuum_database,
 )
 
 MODEL = "gpt-4o-mini"
@@ -109,16 +111,19 @@ def wrk_rps(target: Target, *, seconds: int, connections: int, stream: bool) -> 
 
 
 def wrk_run(target: Target, *, seconds: int, connections: int, stream: bool) -> tuple[float, int]:
-    """wrk for `seconds` at `connections`: (requests/s, requests completed)."""
+    """wrk for `seconds` at `connections`: (requests/s, requests completed). The gateway under load has its
+    core (CPU 1) to itself, its database freshly vacuumed (bench.common: services_off_core, vacuum_database)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(wrk_script(target.headers, stream=stream))
+    vacuum_database()
     try:
-        result = subprocess.run(
-            [*pin(0), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", script.name, target.url],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        with services_off_core(1):
+            result = subprocess.run(
+                [*pin(0), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", script.name, target.url],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
     finally:
         os.unlink(script.name)
     done = re.search(r"(\d+) requests in", result.stdout)
