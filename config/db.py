@@ -190,8 +190,12 @@ async def _check_if_idle(conn: AsyncConnection[Any]) -> None:
         await AsyncConnectionPool.check_connection(conn)
 
 
-async def _mark_returned(conn: AsyncConnection[Any]) -> None:
+async def _put_back(pool: AsyncConnectionPool[Any], conn: AsyncConnection[Any]) -> None:
+    """Returns a connection to the pool, noting when (for _check_if_idle). Noted here rather than by a pool
+    `reset` callback: with one, psycopg_pool hands every return to a worker task, so each statement paid a
+    queue hop and its connection was idle but unavailable until the worker ran."""
     _returned_at[conn] = time.monotonic()
+    await pool.putconn(conn)
 
 
 async def _open_pool() -> AsyncConnectionPool[Any]:
@@ -207,7 +211,6 @@ async def _open_pool() -> AsyncConnectionPool[Any]:
         check=_check_if_idle,
         # Autocommit: run_script sends its statements as one implicit transaction (see there).
         kwargs={"autocommit": True},
-        reset=_mark_returned,
     )
     await pool.open()
     return pool
@@ -307,7 +310,7 @@ async def run_script(
     assert pool is not None, "run_script needs PostgreSQL"
     await database_admit()
     try:
-        conn = await _until_circuit_opens(pool.getconn(), lambda: None, pool.putconn)
+        conn = await _until_circuit_opens(pool.getconn(), lambda: None, functools.partial(_put_back, pool))
         try:
             cursor = AsyncClientCursor(conn)
             await cursor.execute(";\n".join(cursor.mogrify(sql, params) for sql, params in statements))
@@ -320,7 +323,7 @@ async def run_script(
                     return rows
                 index += 1
         finally:
-            await pool.putconn(conn)
+            await _put_back(pool, conn)
     except Exception as exc:
         if trips_database_circuit(exc):
             database_circuit.failed()

@@ -1,5 +1,6 @@
 """The hot path's raw statements: the ORM's own SQL and values, compiled once per statement shape."""
 
+import asyncio
 import json
 from decimal import Decimal
 
@@ -12,6 +13,7 @@ from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from accounts.tests.factories import UserFactory
+from config import db
 from config.db import insert_statement, unsaved
 from routing.models import Attempt, GatewayRequest
 
@@ -97,3 +99,33 @@ def test_an_instance_built_positionally_is_the_one_the_keyword_constructor_build
 def test_a_value_for_no_field_is_refused():
     with pytest.raises(TypeError, match="no_such_column"):
         unsaved(GatewayRequest, id="req_x", no_such_column=1)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_connection_is_back_in_the_pool_when_its_script_returns_and_only_an_idle_one_is_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    checked: list[object] = []
+
+    async def check(conn: object) -> None:
+        checked.append(conn)
+
+    monkeypatch.setattr(db.AsyncConnectionPool, "check_connection", staticmethod(check))
+    try:
+        pool = await db.get_pool()
+        assert pool is not None
+        await db.run_script([("SELECT 1", None)])
+        await asyncio.sleep(0.3)  # the pool done growing to its first connections
+        available = pool.get_stats()["pool_available"]
+        await db.run_script([("SELECT 1", None)])
+        # Returned inline, not by a pool worker the loop runs later: the next caller finds it at once.
+        assert pool.get_stats()["pool_available"] == available
+        first = len(checked)  # the fresh connections: never returned yet, so checked
+        for _ in range(3):
+            assert await db.run_script([("SELECT 2", None)]) == [(2,)]
+        assert len(checked) == first  # returned moments ago: no round trip to test them
+        monkeypatch.setattr(db, "IDLE_CHECK_S", 0.0)
+        await db.run_script([("SELECT 3", None)])
+        assert len(checked) == first + 1  # idle past the limit: tested before use
+    finally:
+        await db.close_pools()
