@@ -60,3 +60,39 @@ def test_the_circuit_opening_lets_a_waiter_go_at_once():
         assert asyncio.run(scenario()) < 1.0
     finally:
         database_circuit.reset()
+
+
+def test_a_circuit_that_opens_as_the_work_finishes_cancels_nothing_after_it():
+    database_circuit.reset()
+
+    async def scenario() -> str:
+        async def quick() -> str:
+            database_circuit.failed()  # its watchers are told on the loop's next turn, after this returns
+            return "conn-1"
+
+        got = await _until_circuit_opens(quick(), lambda: None)
+        await asyncio.sleep(0.05)  # the caller's own next wait: not cut short by the watcher left behind
+        return got
+
+    try:
+        assert asyncio.run(scenario()) == "conn-1"
+    finally:
+        database_circuit.reset()
+
+
+def test_a_caller_cancelled_while_waiting_is_cancelled_not_told_the_database_is_down():
+    database_circuit.reset()
+    abandoned: list[bool] = []
+
+    async def scenario() -> None:
+        waiter = asyncio.ensure_future(
+            _until_circuit_opens(asyncio.sleep(10), lambda: abandoned.append(True))
+        )
+        await asyncio.sleep(0.01)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert waiter.cancelled()
+
+    asyncio.run(scenario())
+    assert abandoned == [True]
