@@ -69,19 +69,33 @@ class GatewayASGIHandler(ApiASGIHandler):
             await self.send_response(error_response, send)
             return
 
-        async def process_request() -> None:
-            response = await self.run_get_response(request)
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.send_response(response, send)
+        # Django serves in a task of its own and asyncio.wait-s it against the disconnect listener; here the
+        # view runs in this task, which the listener cancels when the client goes away (one task and one
+        # wait fewer per request). A client that went away cancels the view; streams log in a task of their own.
+        current = asyncio.current_task()
+        assert current is not None
+        cancelling = current.cancelling()
+        serving, left = True, False
+
+        def client_left(listener: asyncio.Task[None]) -> None:
+            nonlocal left
+            if serving and not listener.cancelled():
+                left = True
+                current.cancel()
 
         disconnect = asyncio.create_task(self.listen_for_disconnect(receive))
-        serve = asyncio.create_task(process_request())
-        await asyncio.wait([disconnect, serve], return_when=asyncio.FIRST_COMPLETED)
-        for task in (disconnect, serve):
-            if not task.done():
-                task.cancel()  # a client that went away cancels the view; streams log in a task of their own
+        disconnect.add_done_callback(client_left)
+        try:
+            response = await self.run_get_response(request)
+            await self.send_response(response, send)
+        except asyncio.CancelledError:
+            if not left or current.uncancel() > cancelling:
+                raise  # the server's own cancel (shutting down), not the client's leaving
+        finally:
+            serving = False
+            disconnect.cancel()
             with contextlib.suppress(asyncio.CancelledError, RequestAborted):
-                await task
+                await disconnect
         body_file.close()
 
 
