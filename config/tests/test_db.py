@@ -127,5 +127,8 @@ async def test_a_connection_is_back_in_the_pool_when_its_script_returns_and_only
         monkeypatch.setattr(db, "IDLE_CHECK_S", 0.0)
         await db.run_script([("SELECT 3", None)])
         assert len(checked) == first + 1  # idle past the limit: tested before use
+        async with pool.connection() as conn:
+            # A script's values are inlined: psycopg must not count each new text towards preparing it.
+            assert conn.prepare_threshold is None and conn.autocommit
     finally:
         await db.close_pools()
