@@ -85,8 +85,14 @@ async def log_and_store(
     """An answered call's record (PostgreSQL) and its Redis writes side by side, so the answer waits for the
     slower round trip instead of both in turn. The Redis writes go in one round trip (they were three, ~60 µs
     of CPU each): the provider's health sample (circuit closed, latency), the cache entry when `result` is
-    given, and the tokens counted against the caller's rate limits settled to the actual count."""
-    await asyncio.gather(log(run, outcome, rates_settled=True), _store(run, outcome, model, result, charge))
+    given, and the tokens counted against the caller's rate limits settled to the actual count.
+
+    The Redis writes go in a task and the record in this one (gather made a task of each)."""
+    storing = asyncio.ensure_future(_store(run, outcome, model, result, charge))
+    try:
+        await log(run, outcome, rates_settled=True)
+    finally:
+        await storing
 
 
 async def _store(
