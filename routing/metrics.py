@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -44,6 +44,14 @@ USAGE_ANOMALIES = Counter(
     ["provider", "field"],
 )
 UNSETTLED = Counter("router_unsettled_requests", "Pending rows closed at their hold after their process died")
+
+
+@functools.lru_cache(maxsize=4096)
+def child(metric: Counter | Histogram, *labels: str) -> Any:
+    """metric.labels(*labels), looked up once per label set: prometheus_client's labels() converts every value
+    and takes its lock on each call, six times per request. (Label sets are few: doors, catalog models,
+    providers, statuses.)"""
+    return metric.labels(*labels)
 
 
 class CeleryQueueDepth(Collector):

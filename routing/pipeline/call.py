@@ -72,11 +72,13 @@ def _record_attempt(
         span.set_status(Status(StatusCode.ERROR, str(error)))
         span.set_attribute("http.response.status_code", error.status or 0)
     span.end()
-    metrics.UPSTREAM_LATENCY.labels(model.model_id, model.provider).observe(latency / 1000)
+    metrics.child(metrics.UPSTREAM_LATENCY, model.model_id, model.provider).observe(latency / 1000)
     if run.attempts and run.attempts[-1].model == model.model_id:
-        metrics.RETRIES.labels(model.model_id, model.provider).inc()
+        metrics.child(metrics.RETRIES, model.model_id, model.provider).inc()
     if error is not None:
-        metrics.UPSTREAM_ERRORS.labels(model.model_id, model.provider, str(error.status or error.kind)).inc()
+        metrics.child(
+            metrics.UPSTREAM_ERRORS, model.model_id, model.provider, str(error.status or error.kind)
+        ).inc()
     if error is None:
         run.attempts.append(AttemptRecord(model.model_id, model.provider, "success", latency, 200))
     else:

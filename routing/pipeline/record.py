@@ -182,19 +182,23 @@ def _observe(run: CompletionRun, outcome: Outcome) -> None:
     door = run.inp.door
     model_id = outcome.model.model_id if outcome.model else (run.inp.model or "")
     provider = outcome.model.provider if outcome.model else ""
-    metrics.REQUESTS.labels(door, model_id, provider, outcome.status, str(outcome.cached).lower()).inc()
-    metrics.LATENCY.labels(door, model_id, provider).observe(run.elapsed_ms() / 1000)
+    metrics.child(
+        metrics.REQUESTS, door, model_id, provider, outcome.status, str(outcome.cached).lower()
+    ).inc()
+    metrics.child(metrics.LATENCY, door, model_id, provider).observe(run.elapsed_ms() / 1000)
     if outcome.charge is not None and not outcome.cached:
-        metrics.TOKENS.labels(model_id, provider, "input").inc(outcome.charge.usage.prompt_tokens)
-        metrics.TOKENS.labels(model_id, provider, "output").inc(outcome.charge.usage.completion_tokens)
-        metrics.COST.labels(model_id, provider).inc(float(outcome.charge.cost.total))
+        metrics.child(metrics.TOKENS, model_id, provider, "input").inc(outcome.charge.usage.prompt_tokens)
+        metrics.child(metrics.TOKENS, model_id, provider, "output").inc(
+            outcome.charge.usage.completion_tokens
+        )
+        metrics.child(metrics.COST, model_id, provider).inc(float(outcome.charge.cost.total))
     if outcome.cached:
-        metrics.CACHE_HITS.labels(model_id).inc()
+        metrics.child(metrics.CACHE_HITS, model_id).inc()
     if outcome.error is not None and outcome.error.status == 402:
         metrics.BUDGET_REFUSALS.inc()
     first = run.plan.ranked[0].candidate.model_id if run.plan.ranked else model_id
     if outcome.status == "success" and model_id != first:
-        metrics.FALLBACKS.labels(model_id).inc()
+        metrics.child(metrics.FALLBACKS, model_id).inc()
 
 
 async def log(run: CompletionRun, outcome: Outcome, *, rates_settled: bool = False) -> None:
