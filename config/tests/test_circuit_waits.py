@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
+from asgiref.sync import sync_to_async
 
 from config.circuit import DatabaseCircuitOpen, database_circuit
 from config.db import _until_circuit_opens
@@ -96,3 +98,25 @@ def test_a_caller_cancelled_while_waiting_is_cancelled_not_told_the_database_is_
 
     asyncio.run(scenario())
     assert abandoned == [True]
+
+
+def test_a_worker_thread_that_cannot_stop_does_not_keep_its_caller_once_the_circuit_opens():
+    """run_orm's work is a thread, which a cancel cannot stop: the caller still goes at once, abandoning it."""
+    database_circuit.reset()
+    abandoned: list[bool] = []
+
+    async def scenario() -> float:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        loop.call_later(0.05, database_circuit.failed)
+        with pytest.raises(DatabaseCircuitOpen):
+            await _until_circuit_opens(
+                sync_to_async(time.sleep, thread_sensitive=False)(1.5), lambda: abandoned.append(True)
+            )
+        return loop.time() - started
+
+    try:
+        assert asyncio.run(scenario()) < 1.0
+        assert abandoned == [True]
+    finally:
+        database_circuit.reset()
