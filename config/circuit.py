@@ -32,6 +32,7 @@ class Circuit:
         self.open_s = open_s
         self._open = False
         self._probe_at = 0.0
+        self.failed_at = 0.0  # time.monotonic() of the last failure: what was fine before it is suspect
         self._lock = threading.Lock()
         self._watchers: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
 
@@ -52,6 +53,7 @@ class Circuit:
 
     def failed(self) -> None:
         with self._lock:
+            self.failed_at = time.monotonic()
             opened = not self._open
             self._open = True
             self._probe_at = time.monotonic() + self.open_s

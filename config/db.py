@@ -191,9 +191,15 @@ async def get_pool() -> AsyncConnectionPool | None:
 async def _check_if_idle(conn: AsyncConnection[Any]) -> None:
     """Tests a connection that sat idle before handing it out: a database restart or a network cut leaves
     idle connections dead, and each would otherwise fail one request after the database is back. A busy
-    connection (returned moments ago) skips the round trip, so the hot path pays nothing under load."""
+    connection (returned moments ago) skips the round trip, so the hot path pays nothing under load; one
+    returned before the database last failed is tested however recent (the cut may have killed it: the
+    first answer after an outage then had its outcome journaled instead of written)."""
     returned = _returned_at.get(conn)
-    if returned is None or time.monotonic() - returned > IDLE_CHECK_S:
+    if (
+        returned is None
+        or time.monotonic() - returned > IDLE_CHECK_S
+        or returned <= database_circuit.failed_at
+    ):
         await AsyncConnectionPool.check_connection(conn)
 
 

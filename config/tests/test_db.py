@@ -14,6 +14,7 @@ from psycopg.types.json import Jsonb
 
 from accounts.tests.factories import UserFactory
 from config import db
+from config.circuit import database_circuit
 from config.db import insert_statement, unsaved
 from routing.models import Attempt, GatewayRequest
 
@@ -124,9 +125,14 @@ async def test_a_connection_is_back_in_the_pool_when_its_script_returns_and_only
             assert await db.run_script([("SELECT 2", None)]) == [(2,)]
         # Each connection is checked on its first use (never returned yet), never again while it is busy.
         assert checked and len({id(c) for c in checked}) == len(checked)
+        database_circuit.failed()  # the database failed after these were returned: none is trusted now
+        database_circuit.reset()
+        checks = len(checked)
+        await db.run_script([("SELECT 3", None)])
+        assert len(checked) == checks + 1
         monkeypatch.setattr(db, "IDLE_CHECK_S", 0.0)
         await db.run_script([("SELECT 3", None)])
-        assert len({id(c) for c in checked}) < len(checked)  # idle past the limit: tested again before use
+        assert len(checked) == checks + 2  # idle past the limit: tested again before use
         async with pool.connection() as conn:
             # A script's values are inlined: psycopg must not count each new text towards preparing it.
             assert conn.prepare_threshold is None and conn.autocommit
