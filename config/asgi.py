@@ -19,6 +19,7 @@ from django.conf import settings
 from django.core.asgi import get_asgi_application
 from django.utils.module_loading import import_string
 
+from config.cancel_on import CancelOn
 from config.lean_imports import optional_imports_skipped
 from config.tracing import tracing_enabled, tracing_setup
 
@@ -72,27 +73,16 @@ class GatewayASGIHandler(ApiASGIHandler):
         # Django serves in a task of its own and asyncio.wait-s it against the disconnect listener; here the
         # view runs in this task, which the listener cancels when the client goes away (one task and one
         # wait fewer per request). A client that went away cancels the view; streams log in a task of their own.
-        current = asyncio.current_task()
-        assert current is not None
-        cancelling = current.cancelling()
-        serving, left = True, False
-
-        def client_left(listener: asyncio.Task[None]) -> None:
-            nonlocal left
-            if serving and not listener.cancelled():
-                left = True
-                current.cancel()
-
         disconnect = asyncio.create_task(self.listen_for_disconnect(receive))
-        disconnect.add_done_callback(client_left)
         try:
-            response = await self.run_get_response(request)
-            await self.send_response(response, send)
-        except asyncio.CancelledError:
-            if not left or current.uncancel() > cancelling:
-                raise  # the server's own cancel (shutting down), not the client's leaving
+            with CancelOn(disconnect) as client_left:
+                try:
+                    response = await self.run_get_response(request)
+                    await self.send_response(response, send)
+                except asyncio.CancelledError:
+                    if not client_left.ours():
+                        raise  # the server's own cancel (shutting down), not the client's leaving
         finally:
-            serving = False
             disconnect.cancel()
             with contextlib.suppress(asyncio.CancelledError, RequestAborted):
                 await disconnect

@@ -56,7 +56,7 @@ class Circuit:
             self.failed_at = time.monotonic()
             opened = not self._open
             self._open = True
-            self._probe_at = time.monotonic() + self.open_s
+            self._probe_at = self.failed_at + self.open_s
         if opened:
             logger.warning("%s unreachable: circuit open, failing fast for %.1f s", self.name, self.open_s)
             for loop, future in list(self._watchers):

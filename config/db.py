@@ -25,6 +25,7 @@ from psycopg import AsyncClientCursor, AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from config.cancel_on import CancelOn
 from config.circuit import (
     CircuitPgAsyncConnection,
     CircuitPgConnection,
@@ -82,37 +83,25 @@ async def _until_circuit_opens(
 
     Awaited in the caller's own task, which the circuit's opening cancels (as asyncio.timeout does): a task
     of its own plus asyncio.wait, twice per request, cost more than the wait they guard almost always is."""
-    task = asyncio.current_task()
-    assert task is not None, "needs a running task"
-    cancelling = task.cancelling()
-    waiting = opened = False
-
-    def cut_short(_: asyncio.Future[None]) -> None:
-        nonlocal opened
-        if waiting:  # a callback scheduled just as the work finished must not cancel whatever runs next
-            opened = True
-            task.cancel()
-
     opening = database_circuit.opening()
-    opening.add_done_callback(cut_short)
-    waiting = True
     try:
-        result = await awaitable
-    except asyncio.CancelledError:
-        abandon()
-        if opened and task.uncancel() <= cancelling:
-            raise DatabaseCircuitOpen("The database became unreachable") from None
-        raise
+        with CancelOn(opening) as circuit_opened:
+            try:
+                result = await awaitable
+            except asyncio.CancelledError:
+                abandon()
+                if circuit_opened.ours():
+                    raise DatabaseCircuitOpen("The database became unreachable") from None
+                raise
     finally:
-        waiting = False
         opening.cancel()
-    if task.cancelling() > cancelling:  # the work finished as the cancel landed and kept what it got
+    if circuit_opened.cancel_pending():  # the work finished as the cancel landed and kept what it got
         abandon()
         if release is not None:
             handing_back = asyncio.ensure_future(release(result))
             _releasing.add(handing_back)
             handing_back.add_done_callback(_releasing.discard)
-        if opened and task.uncancel() <= cancelling:
+        if circuit_opened.ours():
             raise DatabaseCircuitOpen("The database became unreachable")
         raise asyncio.CancelledError
     return result
