@@ -9,7 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
+from django.contrib.admin.utils import quote
 from django.test import Client
+from django.urls import reverse
 
 from routing.models import Attempt, GatewayRequest
 from routing.tests.live import LiveGateway, live_database_url
@@ -129,7 +131,8 @@ def _pages(client: Client, admin: Any, owner: Any, row: GatewayRequest | None) -
         "/admin/",
         "/admin/providers/provider/",
         "/admin/routing/gatewayrequest/",
-        f"/admin/routing/gatewayrequest/{row.pk}/change/",
+        # admin quotes a primary key ("_" is its escape: "req_24..." is not "req$..."), so reverse() it
+        reverse("admin:routing_gatewayrequest_change", args=[quote(row.pk)]),
         "/dashboard/",
         "/dashboard/requests/",
         f"/dashboard/requests/{row.pk}/",
