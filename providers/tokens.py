@@ -118,6 +118,12 @@ class _Counter:
         return math.ceil(base * self.ratio)
 
 
+def encodings_for(models: Iterable[tuple[str, str]]) -> set[str]:
+    """The encodings counting these (model id, provider) pairs reads with: a model's own, else o200k_base
+    (the approximation's base)."""
+    return {encoding_name_for(model_id, provider) or O200K_BASE for model_id, provider in models}
+
+
 def count_text_tokens(text: str, model_id: str, provider: str) -> int:
     """Tokens in a bare string (no chat framing), for the given model."""
     counter = _Counter(model_id, provider)

@@ -9,7 +9,8 @@ from accounts.authentication import aprincipal_for_key, key_from_headers
 from config.api_errors import ApiError, InvalidRequest, api_methods, internal_error
 from config.rendering import dumps
 from providers.catalog import acatalog_get
-from providers.tokens import count_message_tokens
+from providers.token_encodings import encodings_ready
+from providers.tokens import count_message_tokens, encodings_for
 from routing.api.body import parse_json_body
 from routing.api.doors import door_error_response, serve_door
 from routing.doors.messages import MessagesDoor, count_tokens_input
@@ -51,6 +52,7 @@ async def messages_count_tokens(request: HttpRequest) -> HttpResponseBase:
             raise InvalidRequest(
                 f"Model '{counted.model}' not found or inactive", param="model", code="model_not_found"
             )
+        await encodings_ready(encodings_for([(model.model_id, model.provider)]))  # a first use: off the loop
         tokens = count_message_tokens(counted.messages, model.model_id, model.provider, tools=counted.tools)
         return HttpResponse(dumps({"input_tokens": tokens.tokens}), content_type="application/json")
     except ApiError as exc:

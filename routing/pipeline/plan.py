@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 
 from django.utils import timezone
@@ -9,7 +10,8 @@ from django.utils import timezone
 from config.api_errors import InvalidRequest, PayloadTooLarge
 from providers.bounds import inputs_tokens_bound, prompt_tokens_bound
 from providers.catalog import Catalog, CatalogModel, acatalog_get, wrong_kind_message
-from providers.tokens import count_input_tokens, count_message_tokens
+from providers.token_encodings import encodings_ready
+from providers.tokens import count_input_tokens, count_message_tokens, encodings_for
 from routing import engine, health
 from routing.pipeline.run import CompletionRun
 from routing.pipeline.types import Caller, CompletionInput
@@ -79,6 +81,13 @@ class PromptCounts:
         self._by_method: dict[tuple[str, str], tuple[int, int | None]] = {}
         self._bases: dict[tuple[str, str], int] = {}
 
+    def encodings(self, model_ids: Iterable[str] | None = None) -> set[str]:
+        """The encodings counting these models (default: every model of the request's kind) reads with."""
+        models = (
+            self._models.values() if model_ids is None else [self._models[i] for i in model_ids if i in self]
+        )
+        return encodings_for((m.model_id, m.provider) for m in models)
+
     def __contains__(self, model_id: object) -> bool:
         return model_id in self._models
 
@@ -140,9 +149,12 @@ async def completion_plan(*, caller: Caller, inp: CompletionInput, request_id: s
     if inp.mode == engine.MODE_MANUAL and inp.model and inp.model != engine.AUTO_MODEL:
         chosen = catalog.by_name(inp.model)
     # Manual mode judges context on the requested model's own tokenizer.
+    # Each count below, and each attempt's later, reads a vocabulary built off the event loop (encodings_ready).
     if chosen is not None and chosen.model_id in counts:
+        await encodings_ready(counts.encodings([chosen.model_id]))
         prompt, fit = counts.counts(chosen.model_id)
     else:
+        await encodings_ready(counts.encodings())
         prompt, fit = counts.largest()
     needs = engine.Needs(
         prompt_tokens=prompt,
@@ -185,6 +197,7 @@ async def completion_plan(*, caller: Caller, inp: CompletionInput, request_id: s
         raise InvalidRequest(str(exc), param="model", code="no_model_fits") from exc
     except ValueError as exc:
         raise InvalidRequest(str(exc), param="model", code="invalid_value") from exc
+    await encodings_ready(counts.encodings(c.model_id for c in plan.candidates))  # the fallbacks' too
     return CompletionRun(
         caller=caller,
         inp=inp,
