@@ -4,11 +4,11 @@ Run: `make bench BENCH=instructions` (or `.venv/bin/python -m bench.bench_instru
 [--against DIR] [--no-litellm]`). Wall-clock CPU per request moves 20% between two runs of the same code on
 these shared VMs; instructions executed move well under 1%, so a hot-path change that saves 2% shows up here
 when it cannot in bench_litellm. Each server runs under `valgrind --tool=callgrind` with instrumentation off
-while it starts and warms up (30 requests), then counts N JSON requests and N/2 streamed ones (64 chunks), one
-at a time, each with a new prompt (the cache misses; budgets, rate limits and the log all on), as deployed
-(bench.common.PRODUCTION). `--against DIR` counts another checkout of the gateway beside this one (e.g. `git
-worktree add /tmp/before HEAD~3`), in the same run, with the same deploy venv. LiteLLM proxy is counted the
-same way unless --no-litellm.
+while it starts and warms up (30 requests), then counts N JSON requests and N/2 streamed ones (max_tokens 64:
+the fake upstream's answer in 16 SSE events), one at a time, each with a new prompt (the cache misses; budgets,
+rate limits and the log all on), as deployed (bench.common.PRODUCTION). `--against DIR` counts another checkout
+of the gateway beside this one (e.g. `git worktree add /tmp/before HEAD~3`), in the same run, with the same
+deploy venv. LiteLLM proxy is counted the same way unless --no-litellm.
 
 Instructions are not time (a cache miss costs more than an add), but for the same interpreter and libraries
 they track CPU time closely; the ratio to LiteLLM here is its CPU-per-request ratio without the noise.
@@ -31,7 +31,7 @@ from bench.bench_litellm import MASTER_KEY, litellm_proxy
 from bench.common import fake_upstream, gateway, prepare_database, table
 
 WARM_UP = 30
-STREAM_CHUNKS = 64
+MAX_TOKENS = 64  # the fake upstream answers in 16 SSE events (role, 13 pieces of text, finish, usage)
 
 
 def callgrind(out: Path) -> list[str]:
@@ -57,7 +57,7 @@ def count(url: str, pid: int, headers: dict[str, str], out: Path, requests: int)
         def one(stream: bool) -> None:
             body = {
                 "model": MODEL,
-                "max_tokens": STREAM_CHUNKS,
+                "max_tokens": MAX_TOKENS,
                 "stream": stream,
                 "messages": [{"role": "user", "content": f"instructions {uuid.uuid4().hex}"}],
             }
@@ -126,7 +126,7 @@ def main() -> None:
     print(
         table(
             f"Instructions per request, millions (callgrind; {args.requests} JSON, {max(args.requests // 2, 1)} "
-            f"streamed of {STREAM_CHUNKS} chunks; ratio = row / this checkout)",
+            f"streamed, 16 SSE events each; ratio = row / this checkout)",
             ["server", "JSON", "stream", "JSON ratio", "stream ratio"],
             rows,
         )

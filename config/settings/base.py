@@ -237,7 +237,8 @@ if ROUTER_UPSTREAM_TRANSPORT not in ("aiohttp", "httpx"):
     raise ImproperlyConfigured("ROUTER_UPSTREAM_TRANSPORT must be aiohttp or httpx")
 # The tokenizer vocabularies each web process builds as it starts, before Django loads the apps: built then, the
 # parse's transient copy (~25 MiB for o200k) is freed before the modules that stay are imported, so it never
-# adds to the process's peak (built on a first request, it did: 178 vs 149 MiB). "none": each on first use.
+# adds to the process's peak (built on a first request, it did: 178 vs 149 MiB). "none": each on first use, in
+# a worker thread (token_encodings.encodings_ready). Add cl100k_base when text-embedding-3-* or gpt-4 is served.
 ROUTER_PRELOAD_ENCODINGS = [n for n in env_list("ROUTER_PRELOAD_ENCODINGS", ["o200k_base"]) if n != "none"]
 ROUTER_CACHE_TTL_S = env_int("ROUTER_CACHE_TTL_S", 3600, minimum=0)
 ROUTER_COMPARE_TIMEOUT_S = env_float("ROUTER_COMPARE_TIMEOUT_S", 120.0, minimum=1)
