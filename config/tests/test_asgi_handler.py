@@ -12,6 +12,8 @@ import httpx
 import pytest
 from django.core.handlers.asgi import ASGIHandler
 from django.core.signals import request_finished, request_started
+from django.test import RequestFactory
+from django.urls import Resolver404, ResolverMatch, URLResolver
 
 from config import asgi
 
@@ -65,3 +67,62 @@ def test_the_doors_skip_the_request_signals(path, settings):
 def test_the_rest_of_v1_keeps_them(settings):
     settings.ALLOWED_HOSTS = ["testserver"]
     assert _signals_for("/v1/budget/reset") == ["started", "finished"]
+
+
+@pytest.fixture
+def resolves(monkeypatch) -> list[str]:
+    """The paths the URLconf's root resolver walks its patterns for."""
+    walked: list[str] = []
+    real = URLResolver.resolve
+
+    def spy(self: URLResolver, path: str) -> ResolverMatch:
+        if self.pattern.regex.pattern == "^/":
+            walked.append(path)
+        return real(self, path)
+
+    monkeypatch.setattr(URLResolver, "resolve", spy)
+    return walked
+
+
+def _resolved(handler: asgi.ApiASGIHandler, path: str, **attrs: object) -> ResolverMatch:
+    request = RequestFactory().post(path)
+    for name, value in attrs.items():
+        setattr(request, name, value)
+    match = handler.resolve_request(request)
+    assert request.resolver_match is match
+    return match
+
+
+def test_a_route_that_captures_nothing_is_resolved_once(resolves):
+    handler = asgi.GatewayASGIHandler()
+    first = _resolved(handler, "/v1/chat/completions")
+    assert _resolved(handler, "/v1/chat/completions") is first
+    assert first.url_name == "v1-chat-completions"
+    assert resolves == ["/v1/chat/completions"]
+    assert _resolved(handler, "/v1/embeddings").url_name == "v1-embeddings"
+    assert resolves == ["/v1/chat/completions", "/v1/embeddings"]
+
+
+def test_a_route_with_an_id_is_resolved_each_time(resolves):
+    handler = asgi.ApiASGIHandler()
+    assert _resolved(handler, "/v1/responses/resp_1").kwargs == {"response_id": "resp_1"}
+    assert _resolved(handler, "/v1/responses/resp_2").kwargs == {"response_id": "resp_2"}
+    assert _resolved(handler, "/v1/responses/resp_1").kwargs == {"response_id": "resp_1"}
+    assert len(resolves) == 3
+
+
+def test_a_pattern_route_is_resolved_each_time(resolves):
+    handler = asgi.GatewayASGIHandler()
+    for path in ("/v1/chat/nowhere", "/v1/chat/nowhere", "/v1/chat/elsewhere"):
+        assert _resolved(handler, path).url_name == "v1-unknown"  # the /v1 catch-all (its JSON 404)
+    assert len(resolves) == 3
+    assert handler._matches == {}  # junk paths cannot fill it
+
+
+def test_another_urlconf_is_resolved_by_its_own_patterns(resolves, settings):
+    handler = asgi.GatewayASGIHandler()
+    _resolved(handler, "/v1/chat/completions")
+    settings.ROOT_URLCONF = "config.tests.urls_other"
+    assert _resolved(handler, "/v1/chat/completions").url_name == "other-completions"
+    with pytest.raises(Resolver404):  # a request's own urlconf (set by a middleware) is honoured
+        _resolved(handler, "/v1/chat/completions", urlconf="config.tests.urls_empty")
