@@ -84,6 +84,23 @@ def bob_api(bob_key) -> APIClient:
     return client
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's, and at the end no connection left on the test database, so Django can drop it. Worker
+    threads of this process (sync_to_async, asyncio.to_thread) keep their own Django connections, idle, until
+    the process exits: they left every run's test database behind ("being accessed by other users")."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+
+
 @pytest.fixture
 def catalog(db):
     from providers.catalog import catalog_invalidate
