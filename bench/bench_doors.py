@@ -28,7 +28,6 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -37,6 +36,7 @@ import uvloop
 
 from bench.common import (
     CPUS,
+    cpu_seconds,
     fake_upstream,
     gateway,
     hwm_mib,
@@ -357,12 +357,6 @@ class Outcome:
     def core_busy(self) -> float:
         """The share of its core the gateway used: below ~90%, something else (the driver's core) set the pace."""
         return self.cpu_s / self.wall_s if self.wall_s else 0.0
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of one process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def probe(upstream: FakeUpstreamProcess, via: Target) -> tuple[str | None, str | None, str | None, Tally]:
