@@ -31,9 +31,11 @@ with optional_imports_skipped(enabled=not tracing_enabled()):
     site_application = get_asgi_application()
 
 from django.core.exceptions import RequestAborted  # noqa: E402
-from django.core.handlers.asgi import ASGIHandler, get_script_prefix  # noqa: E402
+from django.core.handlers.asgi import ASGIHandler, ASGIRequest, get_script_prefix  # noqa: E402
 from django.http import HttpRequest  # noqa: E402
+from django.http.request import HttpHeaders  # noqa: E402
 from django.urls import ResolverMatch, URLResolver, get_resolver, set_script_prefix  # noqa: E402
+from django.utils.functional import cached_property  # noqa: E402
 
 from config.prometheus import multiprocess_exit, multiprocess_setup  # noqa: E402
 
@@ -44,7 +46,25 @@ ASYNC_GATEWAY_PREFIXES = ("/v1/chat/", "/v1/messages", "/v1/responses", "/v1/emb
 COPIED_FROM = ("5.2", "98faeb5bef800331e6a8002fbc96b30e4122a23438ae45a047190a531ea11323")
 
 
+class ApiHeaders(HttpHeaders):
+    """Django's request.headers with a get() that looks the name up rather than catching KeyError: each door
+    asks for a dozen headers a request seldom carries (X-Router-*, Idempotency-Key, X-API-Key), and
+    Mapping.get's raise-and-catch of a missing one cost 0.9 us against 0.14."""
+
+    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        item = self._store.get(key.replace("_", "-").lower())
+        return default if item is None else item[1]
+
+
+class ApiRequest(ASGIRequest):
+    @cached_property
+    def headers(self) -> ApiHeaders:  # type: ignore[override]
+        return ApiHeaders(self.META)
+
+
 class ApiASGIHandler(ASGIHandler):
+    request_class = ApiRequest
+
     def __init__(self) -> None:
         super().__init__()
         self._matches: dict[tuple[URLResolver, str], ResolverMatch] = {}

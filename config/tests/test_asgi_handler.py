@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
+import io
 
 import django
 import httpx
 import pytest
 from django.core.handlers.asgi import ASGIHandler
 from django.core.signals import request_finished, request_started
+from django.http.request import HttpHeaders
 from django.test import RequestFactory
 from django.urls import Resolver404, ResolverMatch, URLResolver
 
@@ -126,3 +128,49 @@ def test_another_urlconf_is_resolved_by_its_own_patterns(resolves, settings):
     assert _resolved(handler, "/v1/chat/completions").url_name == "other-completions"
     with pytest.raises(Resolver404):  # a request's own urlconf (set by a middleware) is honoured
         _resolved(handler, "/v1/chat/completions", urlconf="config.tests.urls_empty")
+
+
+HEADERS_META = {
+    "HTTP_AUTHORIZATION": "Bearer amr_x",
+    "HTTP_X_ROUTER_MODE": "cheapest",
+    "CONTENT_TYPE": "application/json",
+    "CONTENT_LENGTH": "12",
+    "REQUEST_METHOD": "POST",
+    "PATH_INFO": "/v1/chat/completions",
+}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Authorization",
+        "authorization",
+        "X-Router-Mode",
+        "x_router_mode",
+        "Content-Length",
+        "X-API-Key",
+        "Path-Info",
+    ],
+)
+def test_the_api_headers_answer_as_djangos_own(name):
+    ours, theirs = asgi.ApiHeaders(HEADERS_META), HttpHeaders(HEADERS_META)
+    assert ours.get(name) == theirs.get(name)
+    assert ours.get(name, "none") == theirs.get(name, "none")
+    assert dict(ours) == dict(theirs)
+
+
+@pytest.mark.parametrize("handler", [asgi.gateway_application, asgi.api_application])
+def test_the_api_handlers_build_their_requests_with_them(handler):
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        "query_string": b"",
+        "headers": [(b"x-router-mode", b"cheapest"), (b"content-length", b"2")],
+    }
+    request, error = handler.create_request(scope, io.BytesIO(b"{}"))
+    assert error is None
+    assert type(request.headers) is asgi.ApiHeaders
+    assert request.headers.get("X-Router-Mode") == "cheapest"
+    assert request.headers.get("X-Router-Models") is None
+    assert request.headers["content-length"] == "2"
