@@ -7,6 +7,8 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
+from config.serializers import JsonBodySerializer
+
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 
 
@@ -43,7 +45,7 @@ class MessageContentField(serializers.JSONField):
 
 
 @extend_schema_serializer(component_name="ChatMessage")
-class MessageSerializer(serializers.Serializer):
+class MessageSerializer(JsonBodySerializer):
     role = serializers.ChoiceField(choices=ROLES)
     content = MessageContentField(required=False, allow_null=True)
     name = StrictCharField(required=False, max_length=256)

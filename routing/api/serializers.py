@@ -7,6 +7,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.serializers import JsonBodySerializer
 from providers.messages import MessageSerializer, StrictCharField
 from routing import engine
 from routing.pipeline.types import CompletionInput
@@ -70,7 +71,7 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
-class CompletionInputSerializer(serializers.Serializer):
+class CompletionInputSerializer(JsonBodySerializer):
     messages = MessageSerializer(many=True, allow_empty=False, max_length=10_000)  # type: ignore[call-arg]
     model = StrictCharField(required=False, max_length=200)
     mode = serializers.ChoiceField(choices=engine.MODES, default=engine.MODE_MANUAL)
