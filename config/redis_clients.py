@@ -15,6 +15,8 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
+from redis.connection import HiredisRespSerializer
+from redis.utils import HIREDIS_AVAILABLE
 
 from config.circuit import Circuit
 
@@ -25,6 +27,9 @@ SOCKET_TIMEOUT_S = 0.5
 CONNECT_TIMEOUT_S = 0.25
 
 redis_circuit = Circuit("Redis", open_s=3.0)
+# hiredis's command packer, as redis-py's sync connections take it on their own: its async connections pack
+# every command in Python (~1% of the instructions of a gateway request, for its 7 commands).
+_HIREDIS_PACKER = HiredisRespSerializer() if HIREDIS_AVAILABLE else None
 
 
 def _refuse_if_open() -> None:
@@ -34,6 +39,11 @@ def _refuse_if_open() -> None:
 
 class CircuitConnection(aioredis.Connection):
     """An async connection that trips the circuit on a transport failure and refuses while it is open."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        if _HIREDIS_PACKER is None:
+            return super().pack_command(*args)
+        return _HIREDIS_PACKER.pack(*args)
 
     async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         _refuse_if_open()
