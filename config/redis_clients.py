@@ -28,7 +28,7 @@ CONNECT_TIMEOUT_S = 0.25
 
 redis_circuit = Circuit("Redis", open_s=3.0)
 # hiredis's command packer, as redis-py's sync connections take it on their own: its async connections pack
-# every command in Python (~1% of the instructions of a gateway request, for its 7 commands).
+# every command in Python (a rate-limit script's call of 13 arguments: 10.3 us, against 4.2 with hiredis).
 _HIREDIS_PACKER = HiredisRespSerializer() if HIREDIS_AVAILABLE else None
 
 

@@ -25,11 +25,11 @@ class JsonBodySerializer(serializers.Serializer):
     def _body_fields(self) -> tuple[tuple[serializers.Field, str, str, bool], ...]:
         """(field, its name, its validate_<name> method's name, whether it is visited when the body leaves it
         out)."""
-        return tuple(
-            (field, name, f"validate_{name}", field.required or field.default is not empty)
-            for field in self._writable_fields
-            if (name := cast(str, field.field_name))
-        )
+        fields = []
+        for field in self._writable_fields:
+            name = cast(str, field.field_name)  # set when the field was bound to this serializer
+            fields.append((field, name, f"validate_{name}", field.required or field.default is not empty))
+        return tuple(fields)
 
     @cached_property
     def _has_read_only_defaults(self) -> bool:
