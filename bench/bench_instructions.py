@@ -1,22 +1,26 @@
 """CPU instructions per request, counted by callgrind: the figure that holds still when the machine does not.
 
 Run: `make bench BENCH=instructions` (or `.venv/bin/python -m bench.bench_instructions [--requests N]
-[--against DIR] [--no-litellm]`). Wall-clock CPU per request moves 20% between two runs of the same code on
-these shared VMs; instructions executed move well under 1%, so a hot-path change that saves 2% shows up here
-when it cannot in bench_litellm. Each server runs under `valgrind --tool=callgrind` with instrumentation off
-while it starts and warms up (30 requests), then counts N JSON requests and N/2 streamed ones (max_tokens 64:
-the fake upstream's answer in 16 SSE events), one at a time, each with a new prompt (the cache misses; budgets,
-rate limits and the log all on), as deployed (bench.common.PRODUCTION). `--against DIR` counts another checkout
-of the gateway beside this one (e.g. `git worktree add /tmp/before HEAD~3`), in the same run, with the same
-deploy venv. LiteLLM proxy is counted the same way unless --no-litellm.
+[--against DIR] [--no-litellm] [--concurrency C]`). Wall-clock CPU per request moves 20% between two runs of
+the same code on these shared VMs; instructions executed move well under 1%, so a hot-path change that saves
+2% shows up here when it cannot in bench_litellm. Each server runs under `valgrind --tool=callgrind` with
+instrumentation off while it starts and warms up (30 requests), then counts N JSON requests and N/2 streamed
+ones (max_tokens 64: the fake upstream's answer in 16 SSE events), one at a time (`--concurrency C`: C in
+flight at once, as under load), each with a new prompt (the cache misses; budgets, rate limits and the log
+all on), as deployed (bench.common.PRODUCTION). `--against DIR` counts another checkout of the gateway beside
+this one (e.g. `git worktree add /tmp/before HEAD~3`), in the same run, with the same deploy venv. LiteLLM
+proxy is counted the same way unless --no-litellm.
 
 Instructions are not time (a cache miss costs more than an add), but for the same interpreter and libraries
-they track CPU time closely; the ratio to LiteLLM here is its CPU-per-request ratio without the noise.
+they track CPU time closely; the ratio to LiteLLM here is its CPU-per-request ratio without the noise. What
+they understate is memory traffic: the garbage collector's walks of the young objects of 64 requests in flight
+(config.asgi.settle_heap) cost 1% of the instructions and 7% of the time.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import subprocess
 import tempfile
@@ -50,40 +54,60 @@ def _dumped(out: Path, pid: int, number: int) -> int:
     raise RuntimeError(f"no totals in callgrind dump {number} of {pid}")
 
 
-def count(url: str, pid: int, headers: dict[str, str], out: Path, requests: int) -> tuple[float, float]:
+def _body(stream: bool) -> dict[str, object]:
+    return {
+        "model": MODEL,
+        "max_tokens": MAX_TOKENS,
+        "stream": stream,
+        "messages": [{"role": "user", "content": f"instructions {uuid.uuid4().hex}"}],
+    }
+
+
+def _checked(url: str, response: httpx.Response) -> None:
+    if response.status_code != 200:
+        raise RuntimeError(f"{url}: {response.status_code} {response.text[:300]}")
+
+
+async def _concurrently(
+    url: str, headers: dict[str, str], total: int, concurrency: int, stream: bool
+) -> None:
+    """`total` requests, `concurrency` of them in flight at once (as wrk keeps its connections busy)."""
+    left = [total]
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=600, headers=headers, limits=limits) as client:
+
+        async def worker() -> None:
+            while left[0] > 0:
+                left[0] -= 1
+                _checked(url, await client.post(url + "/v1/chat/completions", json=_body(stream)))
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+def count(
+    url: str, pid: int, headers: dict[str, str], out: Path, requests: int, concurrency: int = 1
+) -> tuple[float, float]:
     """Millions of instructions per JSON request and per streamed one."""
-    with httpx.Client(timeout=600, headers=headers) as client:
 
-        def one(stream: bool) -> None:
-            body = {
-                "model": MODEL,
-                "max_tokens": MAX_TOKENS,
-                "stream": stream,
-                "messages": [{"role": "user", "content": f"instructions {uuid.uuid4().hex}"}],
-            }
-            response = client.post(url + "/v1/chat/completions", json=body)
-            if response.status_code != 200:
-                raise RuntimeError(f"{url}: {response.status_code} {response.text[:300]}")
+    def batch(total: int, stream: bool) -> None:
+        asyncio.run(_concurrently(url, headers, total, concurrency, stream))
 
-        for stream in (False, True):
-            for _ in range(WARM_UP if not stream else WARM_UP // 3):
-                one(stream)
-        _control("-i", "on", str(pid))
-        for _ in range(requests):
-            one(False)
-        _control("-d", str(pid))
-        streams = max(requests // 2, 1)
-        for _ in range(streams):
-            one(True)
-        _control("-d", str(pid))
-        _control("-i", "off", str(pid))
+    batch(WARM_UP, False)
+    batch(WARM_UP // 3, True)
+    _control("-i", "on", str(pid))
+    batch(requests, False)
+    _control("-d", str(pid))
+    streams = max(requests // 2, 1)
+    batch(streams, True)
+    _control("-d", str(pid))
+    _control("-i", "off", str(pid))
     return _dumped(out, pid, 1) / requests / 1e6, _dumped(out, pid, 2) / streams / 1e6
 
 
 def _run(server: Callable[[list[str]], contextlib.AbstractContextManager[tuple[str, int]]],
-         headers: dict[str, str], requests: int) -> tuple[float, float]:  # fmt: skip
+         headers: dict[str, str], requests: int, concurrency: int) -> tuple[float, float]:  # fmt: skip
     with tempfile.TemporaryDirectory() as folder, server(callgrind(Path(folder))) as (url, pid):
-        return count(url, pid, headers, Path(folder), requests)
+        return count(url, pid, headers, Path(folder), requests, concurrency)
 
 
 def main() -> None:
@@ -95,6 +119,9 @@ def main() -> None:
         "--against", type=Path, help="another checkout of the gateway, counted beside this one"
     )
     parser.add_argument("--no-litellm", action="store_true")
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="requests in flight at once (default: one at a time)"
+    )
     args = parser.parse_args()
     key = prepare_database()
     ours = {"Authorization": f"Bearer {key}"}
@@ -112,12 +139,17 @@ def main() -> None:
 
         if args.against is not None:
             results.append((f"AI Model Router ({args.against})", *_run(router(args.against.resolve()), ours,
-                                                                       args.requests)))  # fmt: skip
-        results.append(("AI Model Router (this checkout)", *_run(router(None), ours, args.requests)))
+                                                                       args.requests, args.concurrency)))  # fmt: skip
+        results.append(
+            ("AI Model Router (this checkout)", *_run(router(None), ours, args.requests, args.concurrency))
+        )
         if not args.no_litellm:
             proxy = _litellm(upstream.url)
             results.append(
-                ("LiteLLM proxy", *_run(proxy, {"Authorization": f"Bearer {MASTER_KEY}"}, args.requests))
+                (
+                    "LiteLLM proxy",
+                    *_run(proxy, {"Authorization": f"Bearer {MASTER_KEY}"}, args.requests, args.concurrency),
+                )
             )
     mine = results[-2] if not args.no_litellm else results[-1]
     rows = [
@@ -126,7 +158,7 @@ def main() -> None:
     print(
         table(
             f"Instructions per request, millions (callgrind; {args.requests} JSON, {max(args.requests // 2, 1)} "
-            f"streamed, 16 SSE events each; ratio = row / this checkout)",
+            f"streamed, 16 SSE events each, {args.concurrency} at a time; ratio = row / this checkout)",
             ["server", "JSON", "stream", "JSON ratio", "stream ratio"],
             rows,
         )
