@@ -138,3 +138,24 @@ async def test_a_connection_is_back_in_the_pool_when_its_script_returns_and_only
             assert conn.prepare_threshold is None and conn.autocommit
     finally:
         await db.close_pools()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_script_returns_the_rows_of_its_last_statement_that_returned_any_or_of_the_one_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_description(cursor: object) -> None:
+        raise AssertionError("description builds a Column per column: the result's status says enough")
+
+    monkeypatch.setattr(db.AsyncClientCursor, "description", property(no_description))
+    temp = "CREATE TEMP TABLE IF NOT EXISTS script_rows (n int)"
+    try:
+        assert await db.run_script([("SELECT %s, %s", (1, "a")), (temp, None), ("SELECT 2", None)]) == [(2,)]
+        assert await db.run_script([("SELECT 1", None), ("SELECT 2", None)], rows_of=0) == [(1,)]
+        # A query that returns no row still returned rows (none of them); a statement that returns none did not.
+        assert await db.run_script([("SELECT 1", None), ("SELECT 1 WHERE false", None)]) == []
+        assert await db.run_script([("SELECT 1", None), (temp, None)]) == [(1,)]
+        assert await db.run_script([(temp, None)]) is None
+        assert await db.run_script([(temp, None), ("SELECT 1", None)], rows_of=0) is None
+    finally:
+        await db.close_pools()
