@@ -13,6 +13,7 @@ import contextlib
 import functools
 import weakref
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import aiohttp
 import httpx
@@ -93,14 +94,36 @@ class _NoCookies(httpx.Cookies):
 class UpstreamClient(httpx.AsyncClient):
     """The shared client, minus its cookie jar. One client serves every caller, so a cookie set on one
     caller's answer must not ride along on the next caller's request; and extracting them cost ~2% of the
-    gateway's CPU per request (httpx wraps each response for http.cookiejar, even one that sets none)."""
+    gateway's CPU per request (httpx wraps each response for http.cookiejar, even one that sets none).
+
+    And an answer is freed when its caller lets go of it: httpx binds each response's stream to the response
+    (BoundAsyncStream, which sets `elapsed` when it closes), a reference cycle that kept every answer, its
+    body and aiohttp's objects beneath it until the garbage collector ran. Once the body is read (or the
+    stream is closed) the response's stream is a spent one, and the cycle is gone."""
 
     @property  # type: ignore[override,misc]  # read-only: nothing can put a cookie into the shared client
     def cookies(self) -> httpx.Cookies:
         return _NO_COOKIES
 
+    async def send(self, request: httpx.Request, *, stream: bool = False, **kwargs: Any) -> httpx.Response:
+        response = await super().send(request, stream=stream, **kwargs)
+        if not stream:
+            response.stream = _SPENT  # read and closed by httpx already
+        return response
+
+    @contextlib.asynccontextmanager
+    async def stream(self, *args: Any, **kwargs: Any) -> AsyncIterator[httpx.Response]:  # type: ignore[override]
+        response: httpx.Response | None = None
+        try:
+            async with super().stream(*args, **kwargs) as response:
+                yield response
+        finally:
+            if response is not None:
+                response.stream = _SPENT  # closed by httpx on the way out
+
 
 _NO_COOKIES = _NoCookies()
+_SPENT = httpx.ByteStream(b"")  # what a finished response's stream is (bytes no one reads again)
 
 
 @functools.lru_cache(maxsize=512)

@@ -4,6 +4,8 @@ classification of faults."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 
 import httpx
 import pytest
@@ -83,6 +85,31 @@ async def test_faults_read_as_httpcore_reads_them(answer, expected) -> None:
             await response.aread()
     assert not isinstance(caught.value, httpx.TimeoutException)
     await http.aclose_clients()
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+async def test_an_answer_is_freed_as_soon_as_its_caller_lets_go_of_it(settings, transport) -> None:
+    """No reference cycle holds a response (httpx binds its stream to it): refcounting frees it, body and all,
+    without waiting for the garbage collector."""
+    settings.ROUTER_UPSTREAM_TRANSPORT = transport
+    client = http.get_client()
+    gc.disable()
+    try:
+        async with RawServer(OK) as url:
+            response = await client.post(url, json={})
+            assert response.json() == {} and response.elapsed.total_seconds() >= 0
+            gone = weakref.ref(response)
+            del response
+            assert gone() is None
+            async with client.stream("POST", url, json={}) as response:
+                assert await response.aread() == b"{}"
+            assert response.is_closed
+            gone = weakref.ref(response)
+            del response
+            assert gone() is None
+    finally:
+        gc.enable()
+        await http.aclose_clients()
 
 
 async def test_a_refused_connection_is_a_connect_error() -> None:
