@@ -154,9 +154,9 @@ def settle_heap() -> None:
     catalog's long-lived objects: with 1,000 streams open, those walks paused the process for 0.3-0.8 s.
 
     Then the youngest generation's threshold (ROUTER_GC_GEN0_THRESHOLD): under load, the requests in flight
-    keep thousands of young objects alive, so at Python's 700 each first-generation collection walked them all
-    for little garbage (one per ~9 requests at concurrency 64, ~1 ms each, and every tenth promoted them for
-    a second walk); at 10,000 the walks are 12 times rarer."""
+    keep thousands of young objects alive, so at Python's 700 the collector walked them all for next to no
+    garbage (wrk at concurrency 64 for 15 s: 466 first- and 42 second-generation collections, ~4% of the CPU);
+    at 10,000, 4 (0.15%). The hot path makes no cyclic garbage for it to find (providers.http.UpstreamClient)."""
     from django.urls import get_resolver
 
     get_resolver().url_patterns  # noqa: B018 (imports the URLconf and its views)
