@@ -336,7 +336,7 @@ async def run_script(
 
 def _has_rows(cursor: AsyncClientCursor[Any]) -> bool:
     """Whether the current result set returned rows (empty or not): `cursor.description is not None`, without
-    the Column object that `description` builds for each column every time it is read (~1% of the CPU)."""
+    the Column object that `description` builds for each column every time it is read (2.8 -> 0.1 us a result set)."""
     result = cursor.pgresult
     return result is not None and result.status == pq.ExecStatus.TUPLES_OK
 
