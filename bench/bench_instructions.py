@@ -63,44 +63,43 @@ def _body(stream: bool) -> dict[str, object]:
     }
 
 
-def _checked(url: str, response: httpx.Response) -> None:
-    if response.status_code != 200:
-        raise RuntimeError(f"{url}: {response.status_code} {response.text[:300]}")
-
-
-async def _concurrently(
-    url: str, headers: dict[str, str], total: int, concurrency: int, stream: bool
-) -> None:
-    """`total` requests, `concurrency` of them in flight at once (as wrk keeps its connections busy)."""
-    left = [total]
+async def _count(url: str, pid: int, headers: dict[str, str], requests: int, concurrency: int) -> int:
+    """Warms the server up, then counts `requests` JSON requests (dump 1) and half as many streams (dump 2),
+    `concurrency` in flight at once (as wrk keeps its connections busy), all on one client: the counted
+    requests open no connection (the warm-up opened every one). Returns the number of streams counted."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=600, headers=headers, limits=limits) as client:
 
-        async def worker() -> None:
-            while left[0] > 0:
-                left[0] -= 1
-                _checked(url, await client.post(url + "/v1/chat/completions", json=_body(stream)))
+        async def batch(total: int, stream: bool) -> None:
+            left = total
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+            async def worker() -> None:
+                nonlocal left
+                while left > 0:
+                    left -= 1
+                    response = await client.post(url + "/v1/chat/completions", json=_body(stream))
+                    if response.status_code != 200:
+                        raise RuntimeError(f"{url}: {response.status_code} {response.text[:300]}")
+
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+        await batch(max(WARM_UP, concurrency), False)
+        await batch(max(WARM_UP // 3, concurrency), True)
+        _control("-i", "on", str(pid))
+        await batch(requests, False)
+        _control("-d", str(pid))
+        streams = max(requests // 2, 1)
+        await batch(streams, True)
+        _control("-d", str(pid))
+        _control("-i", "off", str(pid))
+    return streams
 
 
 def count(
     url: str, pid: int, headers: dict[str, str], out: Path, requests: int, concurrency: int = 1
 ) -> tuple[float, float]:
     """Millions of instructions per JSON request and per streamed one."""
-
-    def batch(total: int, stream: bool) -> None:
-        asyncio.run(_concurrently(url, headers, total, concurrency, stream))
-
-    batch(WARM_UP, False)
-    batch(WARM_UP // 3, True)
-    _control("-i", "on", str(pid))
-    batch(requests, False)
-    _control("-d", str(pid))
-    streams = max(requests // 2, 1)
-    batch(streams, True)
-    _control("-d", str(pid))
-    _control("-i", "off", str(pid))
+    streams = asyncio.run(_count(url, pid, headers, requests, concurrency))
     return _dumped(out, pid, 1) / requests / 1e6, _dumped(out, pid, 2) / streams / 1e6
 
 
